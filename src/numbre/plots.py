@@ -1,0 +1,67 @@
+"""PNG figures: labelled sample grids and confusion-matrix heat maps (matplotlib, no display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from numbre.atomic import atomic_save
+from numbre.errors import NumbreError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise NumbreError("plots need matplotlib: pip install 'numbre[train]'") from None
+    matplotlib.use("Agg")  # files only; never needs a screen
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> None:
+    atomic_save(path, lambda temp: figure.savefig(temp, format="png", dpi=100))
+
+
+def sample_grid(images: np.ndarray, labels: np.ndarray, class_names, path: Path,
+                columns: int = 10, title: str = "") -> None:
+    """A grid of images, each captioned with its class name."""
+    plt = _pyplot()
+    rows = int(np.ceil(len(images) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3 + 0.4), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image, label in zip(axes.flat, images, labels, strict=False):
+        axis.imshow(image, cmap="gray", vmin=0, vmax=255)
+        axis.set_title(class_names[int(label)], fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)
+
+
+def confusion_heatmap(confusion: np.ndarray, class_names, path: Path, title: str = "") -> None:
+    """The confusion matrix as a heat map with counts in the cells (log colour scale)."""
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
+    size = len(class_names)
+    figure, axis = plt.subplots(figsize=(1.0 + 0.6 * size, 0.8 + 0.6 * size))
+    axis.imshow(confusion + 1, cmap="Blues", norm=LogNorm())
+    axis.set_xticks(range(size), labels=class_names, rotation=45 if size and max(map(len, class_names)) > 2 else 0)
+    axis.set_yticks(range(size), labels=class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    threshold = confusion.max() / 3
+    for row in range(size):
+        for column in range(size):
+            count = confusion[row, column]
+            axis.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                      color="white" if count > threshold else "black")
+    axis.set_title(title or "confusion matrix")
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)

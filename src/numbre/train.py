@@ -1,0 +1,311 @@
+"""The training loop: data in memory as tensors, random batches by index, atomic checkpoints.
+
+The whole dataset lives in memory as one tensor, so a batch is an index into
+it and there is no per-sample Python work. Each epoch's order comes from a
+generator seeded by (seed, epoch), and augmentation and dropout draw from
+torch's global generator whose state every checkpoint saves: a run that is
+interrupted and resumed ends with the same weights as one that was not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from numbre import __version__
+from numbre.atomic import atomic_write
+from numbre.augment import random_affine
+from numbre.checkpoint import load_checkpoint, save_checkpoint, state_to_numpy
+from numbre.config import TrainConfig
+from numbre.data import Dataset
+from numbre.errors import TrainingError
+from numbre.evaluate import Metrics, compute_metrics
+from numbre.modelfile import INPUT_SPEC, save_model_file
+from numbre.models import count_macs, count_parameters, create_model
+
+LAST = "last.ckpt.safetensors"
+BEST = "best.safetensors"
+MODEL = "model.safetensors"
+EVAL_BATCH = 2000
+
+
+def pick_device(name: str) -> torch.device:
+    """CUDA or MPS when present and asked for by `auto`, else the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"--device {name!r} is not a device; use auto, cpu, cuda or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: no CUDA device is available here; use --device cpu")
+    return device
+
+
+def to_tensors(images, labels, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]; labels -> int64."""
+    x = torch.tensor(images, device=device).unsqueeze(1).float().div_(255.0)
+    return x.contiguous(), torch.tensor(labels.astype("int64"), device=device)
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at optimizer step `step` (0-based) of `total_steps`."""
+    if config.schedule == "constant":
+        return config.lr
+    # onecycle: linear warm-up from lr/10 to lr, then linear decay to zero.
+    warmup = max(1, int(total_steps * config.warmup_fraction))
+    if step < warmup:
+        return config.lr * (0.1 + 0.9 * step / warmup)
+    return config.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    parameters = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, nesterov=True,
+                               weight_decay=config.weight_decay)
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return kind(parameters, lr=config.lr, eps=config.adam_eps, weight_decay=config.weight_decay,
+                foreach=True)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits for every image of x, in large batches, in eval mode."""
+    was_training = model.training
+    model.eval()
+    logits = torch.cat([model(x[start:start + EVAL_BATCH]) for start in range(0, len(x), EVAL_BATCH)])
+    model.train(was_training)
+    return logits
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    config: TrainConfig
+    history: list[dict[str, float]]
+    test: Metrics
+    train_seconds: float  # data in memory -> final test evaluation done
+    out_dir: Path | None
+    stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    """One training run; `run()` trains, evaluates on the test set and writes the outputs."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset, out_dir: Path | None,
+                 command: str = "", progress: bool = True) -> None:
+        config.validate()
+        self.config, self.dataset, self.out_dir = config, dataset, out_dir
+        self.command, self.progress = command, progress
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.device = pick_device(config.device)
+        x_train, y_train = dataset.x_train, dataset.y_train
+        if config.max_train:
+            x_train, y_train = x_train[: config.max_train], y_train[: config.max_train]
+        # Like Keras' validation_split: the last share of the training data, not shuffled.
+        n_val = int(len(x_train) * config.val_split)
+        n_fit = len(x_train) - n_val
+        if n_fit < 1:
+            raise TrainingError("no training images left after the validation split")
+        self.x, self.y = to_tensors(x_train[:n_fit], y_train[:n_fit], self.device)
+        self.x_val, self.y_val = to_tensors(x_train[n_fit:], y_train[n_fit:], self.device)
+        self.x_test, self.y_test = to_tensors(dataset.x_test, dataset.y_test, self.device)
+        torch.manual_seed(config.seed)
+        self.model = create_model(config.model, dataset.num_classes).to(self.device)
+        self.optimizer = make_optimizer(config, self.model)
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.steps_per_epoch = math.ceil(len(self.x) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.position: dict[str, Any] = {
+            "epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0,
+            "history": [], "best_val_loss": None, "best_epoch": None, "bad_epochs": 0,
+            "config": config.to_dict(), "class_names": list(dataset.class_names),
+            "data_checksum": dataset.checksum,
+        }
+
+    # --- checkpoints ---------------------------------------------------------------------
+    def save(self, name: str = LAST) -> None:
+        if self.out_dir is not None:
+            save_checkpoint(self.out_dir / name, self.model, self.optimizer, self.position)
+
+    def resume(self) -> None:
+        """Continue from out_dir's last checkpoint, refusing one from another config or data."""
+        assert self.out_dir is not None
+        path = self.out_dir / LAST
+        if not path.exists():
+            raise TrainingError(f"--resume: no checkpoint {path}; start without --resume")
+        position = load_checkpoint(path, self.model, self.optimizer)
+        saved = TrainConfig.from_dict(position["config"])
+        if saved != self.config:
+            changed = [key for key, value in saved.to_dict().items()
+                       if self.config.to_dict().get(key) != value]
+            raise TrainingError(f"--resume: {path} was made with different settings "
+                                f"({', '.join(changed)}); resume with the same options")
+        if position["data_checksum"] != self.dataset.checksum:
+            raise TrainingError(f"--resume: {path} was trained on other data")
+        self.position = position
+
+    # --- the loop ------------------------------------------------------------------------
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.x), generator=generator).to(self.device)
+
+    def _train_epoch(self, epoch: int) -> None:
+        config, position = self.config, self.position
+        order = self._epoch_order(epoch)
+        self.model.train()
+        bar = tqdm(total=self.steps_per_epoch, initial=position["step"], leave=False,
+                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not self.progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        # Sums stay on the device; reading them (a sync) happens only for the progress bar.
+        loss_sum = torch.tensor(position["loss_sum"], device=self.device)
+        correct = torch.tensor(position["correct"], device=self.device)
+        try:
+            while position["step"] < self.steps_per_epoch:
+                step = position["step"]
+                index = order[step * config.batch_size:(step + 1) * config.batch_size]
+                images, labels = self.x[index], self.y[index]
+                if config.augment:
+                    images = random_affine(images)
+                lr = learning_rate(config, epoch * self.steps_per_epoch + step, self.total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                logits = self.model(images)
+                loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                loss_sum += loss.detach() * len(labels)
+                correct += (logits.detach().argmax(1) == labels).sum()
+                position["seen"] += len(labels)
+                position["step"] = step + 1
+                if step % 25 == 0 or position["step"] == self.steps_per_epoch:
+                    bar.update(position["step"] - bar.n)
+                    running = loss_sum.item() / position["seen"]
+                    if not math.isfinite(running):
+                        raise TrainingError(
+                            f"the loss became {running} at epoch {epoch + 1}, step {step + 1}; "
+                            "lower --lr. The last good checkpoint is kept")
+                    bar.set_postfix(loss=f"{running:.4f}", acc=f"{correct.item() / position['seen']:.4f}")
+        finally:
+            position["loss_sum"], position["correct"] = loss_sum.item(), int(correct.item())
+            bar.close()
+
+    def _end_epoch(self, epoch: int, seconds: float) -> bool:
+        """Validate, record history, checkpoint; return True when early stopping says stop."""
+        position, config = self.position, self.config
+        row = {"epoch": epoch + 1, "train_loss": position["loss_sum"] / position["seen"],
+               "train_acc": position["correct"] / position["seen"],
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3)}
+        stop = False
+        if len(self.x_val):
+            logits = predict_logits(self.model, self.x_val)
+            row["val_loss"] = F.cross_entropy(logits, self.y_val).item()
+            row["val_acc"] = (logits.argmax(1) == self.y_val).float().mean().item()
+            if position["best_val_loss"] is None or row["val_loss"] < position["best_val_loss"]:
+                position["best_val_loss"], position["best_epoch"] = row["val_loss"], epoch + 1
+                position["bad_epochs"] = 0
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                if self.out_dir is not None:
+                    save_model_file(self.out_dir / BEST, state_to_numpy(self.model),
+                                    self._model_meta(None))
+            else:
+                position["bad_epochs"] += 1
+                stop = config.patience is not None and position["bad_epochs"] >= config.patience
+        position["history"].append(row)
+        position.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0, seen=0)
+        self.save(LAST)
+        if self.progress:
+            shown = "  ".join(f"{key} {value:.4f}" for key, value in row.items()
+                              if key not in ("epoch", "lr", "seconds"))
+            print(f"epoch {epoch + 1}/{config.epochs}  {shown}  ({seconds:.1f} s)", file=sys.stderr)
+        return stop
+
+    def run(self, resume: bool = False) -> TrainResult:
+        if resume:
+            self.resume()
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.out_dir / "config.json", self.config.to_json().encode())
+        started = time.perf_counter()
+        stopped_early = False
+        try:
+            for epoch in range(self.position["epoch"], self.config.epochs):
+                epoch_start = time.perf_counter()
+                self._train_epoch(epoch)
+                if self._end_epoch(epoch, time.perf_counter() - epoch_start):
+                    stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            self.save(LAST)
+            where = self.out_dir / LAST if self.out_dir else "nowhere (no --out)"
+            raise TrainingError(f"interrupted; checkpoint written to {where}. "
+                                "Continue with the same command plus --resume") from None
+        if stopped_early:
+            self._restore_best()
+        test = compute_metrics(predict_logits(self.model, self.x_test).cpu().numpy(),
+                               self.dataset.y_test, self.dataset.class_names)
+        seconds = time.perf_counter() - started
+        result = TrainResult(self.model, self.config, self.position["history"], test, seconds,
+                             self.out_dir, stopped_early)
+        if self.out_dir is not None:
+            self._write_outputs(result)
+        return result
+
+    def _restore_best(self) -> None:
+        """Early stopping keeps the weights of the best validation epoch, as Keras' restore_best_weights."""
+        if self.best_state is None and self.out_dir is not None and (self.out_dir / BEST).exists():
+            from numbre.modelfile import load_model_file
+
+            tensors = load_model_file(self.out_dir / BEST).tensors
+            self.best_state = {name: torch.from_numpy(array.copy()) for name, array in tensors.items()}
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+    # --- outputs -------------------------------------------------------------------------
+    def _model_meta(self, test: Metrics | None) -> dict[str, Any]:
+        model = self.model
+        meta = {
+            "architecture": self.config.model, "class_names": list(self.dataset.class_names),
+            "input": INPUT_SPEC, "recipe": self.config.to_dict(), "command": self.command,
+            "data": {"name": self.dataset.name, "checksum": self.dataset.checksum,
+                     "train_images": len(self.x), "val_images": len(self.x_val)},
+            "parameters": count_parameters(model), "macs": count_macs(model.cpu()),
+            "numbre_version": __version__, "torch_version": torch.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        model.to(self.device)
+        if test is not None:
+            meta["test"] = test.summary()
+        return meta
+
+    def _write_outputs(self, result: TrainResult) -> None:
+        out = self.out_dir
+        assert out is not None
+        meta = self._model_meta(result.test)
+        meta["train_seconds"] = round(result.train_seconds, 2)
+        save_model_file(out / MODEL, state_to_numpy(self.model), meta)
+        history = result.history
+        atomic_write(out / "history.json", json.dumps(history, indent=2).encode())
+        columns = list(dict.fromkeys(key for row in history for key in row))
+        lines = [",".join(columns)] + [",".join(str(row.get(key, "")) for key in columns)
+                                       for row in history]
+        atomic_write(out / "history.csv", ("\n".join(lines) + "\n").encode())
+        atomic_write(out / "metrics.json", json.dumps(result.test.to_dict(), indent=2).encode())
