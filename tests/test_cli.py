@@ -1,0 +1,105 @@
+"""The command line, driven through click's runner: output, files and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from numbre import __version__
+from numbre.cli import cli
+
+
+def run(*args: str, env: dict | None = None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_models_table_lists_the_classic_models_with_keras_counts() -> None:
+    result = run("models")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["name", "origin", "parameters"]
+    rows = {line.split()[0]: line for line in lines[2:]}
+    for name, count in [("seed-cnn-a", "34,826"), ("numbre-mlp", "106,391"),
+                        ("mlp-3-hidden", "270,218"), ("seed-cnn-b", "555,158")]:
+        assert count in rows[name]
+    assert "2,440,960" in rows["seed-cnn-a"]  # MACs per image
+    assert "5 ep, bs 32" in rows["seed-cnn-a"]
+
+
+def test_data_info_prints_sizes_counts_and_checksums(tiny, tiny_folder: Path) -> None:
+    result = run("data", "info", "--data", str(tiny_folder))
+    assert result.exit_code == 0, result.output
+    assert "train     600 images, 28x28 uint8" in result.output
+    assert "test      200 images" in result.output
+    assert tiny.checksum in result.output
+    counts = np.bincount(tiny.y_train, minlength=10)
+    rows = {line.split()[0]: line.split()[1:] for line in result.output.splitlines() if line[:1].isdigit()}
+    assert rows["0"] == [str(counts[0]), str(np.bincount(tiny.y_test, minlength=10)[0])]
+    for name, digest in tiny.file_sha256.items():
+        assert f"{digest}  {name}" in result.output
+
+
+def test_data_show_writes_a_labelled_grid(tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grid.png"
+    result = run("data", "show", "--data", str(tiny_folder), "--out", str(out), "-n", "20")
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "20 train images" in result.output
+    image = np.asarray(Image.open(out).convert("L"))
+    assert image.shape[1] > 600 and image.shape[0] > 150
+    assert image.std() > 20  # digits drawn, not a blank canvas
+
+
+def test_train_then_evaluate_round_trip(tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run("train", "-m", "seed-cnn-a", "--epochs", "2", "--lr", "0.003", "--val-split", "0.1",
+                 "--data", str(tiny_folder), "--out", str(out), "--threads", "1", "-q")
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and str(out / "model.safetensors") in result.output
+    saved = json.loads((out / "metrics.json").read_text())
+    png = tmp_path / "confusion.png"
+    evaluated = run("evaluate", str(out), "--data", str(tiny_folder), "--json", "--png", str(png))
+    assert evaluated.exit_code == 0, evaluated.output
+    figures = json.loads(evaluated.output)
+    assert figures["accuracy"] == saved["accuracy"] and figures["accuracy"] > 0.5
+    assert np.array(figures["confusion_matrix"]).sum() == 200
+    assert len(figures["per_class"]) == 10
+    assert Image.open(png).size[0] > 300
+    text = run("evaluate", str(out / "model.safetensors"), "--data", str(tiny_folder), "--no-png")
+    assert f"accuracy {saved['accuracy']:.2%}" in text.output
+    assert "confusion matrix (rows: true class" in text.output
+    again = run("train", "-m", "seed-cnn-a", "--data", str(tiny_folder), "--out", str(out))
+    assert again.exit_code == 2 and "already holds a run" in again.output
+
+
+def test_options_fall_back_to_environment_variables(tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "env-run"
+    result = run("train", "-m", "numbre-mlp", "--out", str(out), "-q",
+                 env={"NUMBRE_DATA": str(tiny_folder), "NUMBRE_TRAIN_EPOCHS": "1"})
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((out / "history.json").read_text())) == 1
+
+
+def test_user_errors_are_one_line_with_exit_status_2(tmp_path: Path, tiny_folder: Path) -> None:
+    cases = [
+        (["train", "--model", "nope", "--data", str(tiny_folder)], "unknown model 'nope'"),
+        (["train", "--epochs", "0", "--data", str(tiny_folder)], "--epochs must be at least 1"),
+        (["train", "--data", str(tmp_path / "nowhere")], "no such file or folder"),
+        (["evaluate", str(tmp_path / "missing.safetensors")], "no model file"),
+        (["train", "--resume"], "--resume needs --out"),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_python_dash_m_and_version() -> None:
+    result = subprocess.run([sys.executable, "-m", "numbre", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"numbre, version {__version__}"
