@@ -1,9 +1,10 @@
 """Loading the MNIST arrays out of a pickle without letting the pickle run code.
 
 A pickle can name any importable callable and have it called while loading.
-`ArraysOnlyUnpickler` admits exactly the three globals a pickled NumPy array
-needs (`ndarray`, `dtype` and `_reconstruct`) and refuses every other name, so
-a tampered file fails with an error instead of executing anything.
+`ArraysOnlyUnpickler` admits exactly the globals a pickled NumPy array needs
+(`ndarray`, `dtype` and `_reconstruct`, plus `_codecs.encode` of latin-1 text,
+which Python 3 writes for bytes at protocols 0-2) and refuses every other name,
+so a tampered file fails with an error instead of executing anything.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
 
 
 def _latin1_bytes(text: object, encoding: object = "latin1") -> bytes:
-    """What Python 3 pickles (protocols 0-2) call to rebuild bytes: `_codecs.encode(s, 'latin1')`."""
+    """Rebuild bytes as Python 3 pickles of protocol 0-2 do: `_codecs.encode(text, "latin1")`."""
     if not isinstance(text, str) or encoding != "latin1":
         raise pickle.UnpicklingError("refusing to load _codecs.encode with other arguments")
     return text.encode("latin1")
