@@ -155,3 +155,50 @@ def test_onecycle_schedule_warms_up_then_decays() -> None:
     assert rates[0] == pytest.approx(0.1)
     assert max(rates) == pytest.approx(1.0, abs=0.01) and rates.index(max(rates)) == 25
     assert rates[-1] < 0.02 and all(a >= b for a, b in zip(rates[25:], rates[26:], strict=False))
+
+
+def test_resume_is_exact_for_the_sgd_shift_recipe(tiny, tmp_path, monkeypatch) -> None:
+    """numbre's own recipe: SGD, per-group weight decay, warm-up from zero, shift augmentation,
+    dropped last batch, clean last epoch, channels-last batch-norm model."""
+    config = TrainConfig(model="numbre-fast", epochs=3, batch_size=32, optimizer="sgd", lr=0.05,
+                         schedule="onecycle", warmup_start=0.0, weight_decay=5e-4, drop_last=True,
+                         augment=True, augment_kind="shift", clean_last_epoch=True, threads=1)
+    reference = Trainer(config, tiny, tmp_path / "reference", progress=False)
+    assert reference.steps_per_epoch == len(reference.x) // 32
+    reference.run()
+    real_learning_rate = learning_rate
+
+    def interrupt(cfg, step, total):
+        if step == reference.steps_per_epoch + 3:
+            raise KeyboardInterrupt
+        return real_learning_rate(cfg, step, total)
+
+    monkeypatch.setattr(train_module, "learning_rate", interrupt)
+    with pytest.raises(TrainingError, match="interrupted"):
+        Trainer(config, tiny, tmp_path / "run", progress=False).run()
+    monkeypatch.setattr(train_module, "learning_rate", real_learning_rate)
+    resumed = Trainer(config, tiny, tmp_path / "run", progress=False)
+    resumed.run(resume=True)
+    for name, value in weights(reference).items():
+        assert torch.equal(value, weights(resumed)[name]), name
+
+
+def test_warmup_can_start_from_zero() -> None:
+    config = TrainConfig(lr=0.1, schedule="onecycle", warmup_fraction=0.1, warmup_start=0.0,
+                         epochs=1, batch_size=1)
+    assert learning_rate(config, 0, 100) == 0.0
+    assert learning_rate(config, 5, 100) == pytest.approx(0.05)
+    assert learning_rate(config, 10, 100) == pytest.approx(0.1)
+
+
+def test_weight_decay_skips_biases_and_batch_norm() -> None:
+    from numbre.models import create_model
+    from numbre.train import make_optimizer
+
+    model = create_model("numbre-fast")
+    optimizer = make_optimizer(TrainConfig(optimizer="sgd", weight_decay=5e-4, epochs=1, batch_size=1),
+                               model, torch.device("cpu"))
+    decayed, plain = optimizer.param_groups
+    assert decayed["weight_decay"] == 5e-4 and all(p.ndim == 4 or p.ndim == 2 for p in decayed["params"])
+    assert plain["weight_decay"] == 0.0 and all(p.ndim == 1 for p in plain["params"])
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))

@@ -1,8 +1,11 @@
-"""Batch augmentation: one random affine warp per image, done for the whole batch at once.
+"""Batch augmentation: one random transform per image, done for the whole batch at once.
 
 Small rotations, scalings, shears and shifts are the variations handwriting
 has that MNIST's centring removes only partly. One `affine_grid` +
-`grid_sample` call warps the whole batch, so there is no per-image Python work.
+`grid_sample` call warps the whole batch, and `random_shift` moves each image
+by whole pixels with one indexing operation, so there is no per-image Python
+work. Random numbers come from torch's global generator, whose state every
+checkpoint saves, so a resumed run draws the same transforms.
 """
 
 from __future__ import annotations
@@ -23,11 +26,7 @@ class AffineRange:
 
 
 def random_affine(images: torch.Tensor, spread: AffineRange = AffineRange()) -> torch.Tensor:
-    """Warp each image of (B, 1, H, W) by its own random affine transform.
-
-    Random numbers come from torch's global generator, whose state every
-    checkpoint saves, so a resumed run draws the same warps.
-    """
+    """Warp each image of (B, 1, H, W) by its own random affine transform."""
     batch, _, height, width = images.shape
     device = images.device
 
@@ -48,3 +47,21 @@ def random_affine(images: torch.Tensor, spread: AffineRange = AffineRange()) -> 
     ], dim=1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_shift(images: torch.Tensor, pixels: int = 2) -> torch.Tensor:
+    """Move each image of (B, C, H, W) by its own whole-pixel offset in [-pixels, pixels].
+
+    Exact (no interpolation blur) and about ten times cheaper than an affine warp:
+    the default model's augmentation.
+    """
+    batch, _, height, width = images.shape
+    device = images.device
+    padded = F.pad(images, (pixels, pixels, pixels, pixels))
+    dy = torch.randint(0, 2 * pixels + 1, (batch, 1, 1), device=device)
+    dx = torch.randint(0, 2 * pixels + 1, (batch, 1, 1), device=device)
+    rows = torch.arange(height, device=device).view(1, height, 1) + dy
+    cols = torch.arange(width, device=device).view(1, 1, width) + dx
+    samples = torch.arange(batch, device=device).view(batch, 1, 1)
+    # (B, H, W, C) after advanced indexing on the batch and both spatial axes.
+    return padded.permute(0, 2, 3, 1)[samples, rows, cols].permute(0, 3, 1, 2)

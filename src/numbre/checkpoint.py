@@ -80,11 +80,21 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         model.load_state_dict(model_state, strict=True)
     except RuntimeError as error:
         raise ModelFileError(f"{path} does not fit the model being trained: {error}") from None
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, array in tensors.items():
         if name.startswith("optim."):
             _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = torch.from_numpy(array.copy())
-    optimizer.load_state_dict({"state": state, "param_groups": model_file.meta["param_groups"]})
+            value = torch.from_numpy(array.copy())
+            parameter = parameters[int(index)] if int(index) < len(parameters) else None
+            if key == "step":
+                value = value.reshape(())  # safetensors stores a 0-d count as shape (1,)
+            elif parameter is not None and value.shape == parameter.shape:
+                # Same memory layout as the parameter (channels_last): fused kernels assume it.
+                value = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
+            state.setdefault(int(index), {})[key] = value
+    groups = [{key: tuple(value) if key == "betas" else value for key, value in group.items()}
+              for group in model_file.meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
     torch.set_rng_state(torch.from_numpy(tensors["rng.torch"].copy()))
     return json.loads(json.dumps(model_file.meta["position"]))

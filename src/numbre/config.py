@@ -14,6 +14,7 @@ from typing import Any
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle")
+AUGMENTATIONS = ("shift", "affine")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class Recipe:
     augment: bool = False
     adam_eps: float = 1e-8
     warmup_fraction: float = 0.2  # share of all steps spent warming up (onecycle only)
+    warmup_start: float = 0.1  # the warm-up starts at lr * warmup_start
+    augment_kind: str = "affine"  # shift: whole pixels, cheap; affine: rotate, scale, shear, shift
+    clean_last_epoch: bool = False  # train the last epoch on unaugmented images
+    drop_last: bool = False  # skip the last, smaller batch of each epoch
+    bf16: bool = False  # bfloat16 autocast where the device runs it fast
 
     def describe(self) -> str:
         """A compact one-line summary for tables."""
@@ -40,7 +46,7 @@ class Recipe:
         if self.val_split:
             parts.append(f"val {self.val_split:g}")
         if self.augment:
-            parts.append("augment")
+            parts.append(f"augment {self.augment_kind}")
         if self.label_smoothing:
             parts.append(f"ls {self.label_smoothing:g}")
         return ", ".join(parts)
@@ -79,6 +85,8 @@ class TrainConfig(Recipe):
             (0.0 <= self.val_split < 1.0, f"--val-split must be in [0, 1), got {self.val_split}"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.augment_kind in AUGMENTATIONS,
+             f"augmentation must be one of {', '.join(AUGMENTATIONS)}"),
             (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
             (self.patience is None or self.val_split > 0,
              "--patience needs a validation split (--val-split > 0) to watch"),

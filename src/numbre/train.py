@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from numbre import __version__
 from numbre.atomic import atomic_write
-from numbre.augment import random_affine
+from numbre.augment import random_affine, random_shift
 from numbre.checkpoint import load_checkpoint, save_checkpoint, state_to_numpy
 from numbre.config import TrainConfig
 from numbre.data import Dataset
@@ -36,7 +36,7 @@ from numbre.models import count_macs, count_parameters, create_model
 LAST = "last.ckpt.safetensors"
 BEST = "best.safetensors"
 MODEL = "model.safetensors"
-EVAL_BATCH = 2000
+EVAL_BATCH = 500  # fits in L2 cache on small CPUs; larger batches were slower here
 
 
 def pick_device(name: str) -> torch.device:
@@ -66,21 +66,39 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     """The learning rate at optimizer step `step` (0-based) of `total_steps`."""
     if config.schedule == "constant":
         return config.lr
-    # onecycle: linear warm-up from lr/10 to lr, then linear decay to zero.
+    # onecycle: linear warm-up from lr * warmup_start to lr, then linear decay to zero.
     warmup = max(1, int(total_steps * config.warmup_fraction))
     if step < warmup:
-        return config.lr * (0.1 + 0.9 * step / warmup)
+        start = config.warmup_start
+        return config.lr * (start + (1 - start) * step / warmup)
     return config.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    parameters = model.parameters()
+def make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    """Weight decay applies to conv and linear weights only, never to biases or batch-norm."""
+    weights = [p for p in model.parameters() if p.ndim > 1]
+    others = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": weights, "weight_decay": config.weight_decay},
+              {"params": others, "weight_decay": 0.0}]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, nesterov=True,
-                               weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
     kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return kind(parameters, lr=config.lr, eps=config.adam_eps, weight_decay=config.weight_decay,
-                foreach=True)
+    # The fused kernel updates every parameter in one call: about 30% faster for the MLPs.
+    fused = device.type in ("cpu", "cuda")
+    return kind(groups, lr=config.lr, eps=config.adam_eps, fused=fused, foreach=None if fused else True)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bfloat16 autocast only where the hardware computes it natively; elsewhere it is slower."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False
 
 
 @torch.inference_mode()
@@ -128,11 +146,14 @@ class Trainer:
         self.x_val, self.y_val = to_tensors(x_train[n_fit:], y_train[n_fit:], self.device)
         self.x_test, self.y_test = to_tensors(dataset.x_test, dataset.y_test, self.device)
         torch.manual_seed(config.seed)
-        self.model = create_model(config.model, dataset.num_classes).to(self.device)
-        self.optimizer = make_optimizer(config, self.model)
+        model = create_model(config.model, dataset.num_classes).to(self.device)
+        self.model = model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(config, self.model, self.device)
+        self.bf16 = config.bf16 and bf16_is_fast(self.device)
         self.best_state: dict[str, torch.Tensor] | None = None
         self.step_rng: torch.Tensor | None = None  # RNG state when the unfinished step began
-        self.steps_per_epoch = math.ceil(len(self.x) / config.batch_size)
+        batches = len(self.x) / config.batch_size
+        self.steps_per_epoch = max(1, int(batches)) if config.drop_last else math.ceil(batches)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.position: dict[str, Any] = {
             "epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0,
@@ -172,6 +193,7 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> None:
         config, position = self.config, self.position
         order = self._epoch_order(epoch)
+        augment = config.augment and not (config.clean_last_epoch and epoch == config.epochs - 1)
         self.model.train()
         bar = tqdm(total=self.steps_per_epoch, initial=position["step"], leave=False,
                    desc=f"epoch {epoch + 1}/{config.epochs}", disable=not self.progress,
@@ -185,13 +207,14 @@ class Trainer:
                 self.step_rng = torch.get_rng_state()
                 index = order[step * config.batch_size:(step + 1) * config.batch_size]
                 images, labels = self.x[index], self.y[index]
-                if config.augment:
-                    images = random_affine(images)
+                if augment:
+                    images = random_shift(images) if config.augment_kind == "shift" else random_affine(images)
                 lr = learning_rate(config, epoch * self.steps_per_epoch + step, self.total_steps)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                logits = self.model(images)
-                loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    logits = self.model(images)
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
