@@ -58,7 +58,8 @@ def whole_command(name: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3, help="seeds per recipe (default: 3)")
     parser.add_argument("--only", nargs="*", default=list(TARGETS), help="recipes to run (default: all)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")

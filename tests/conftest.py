@@ -74,16 +74,22 @@ def _private_cache(tmp_path_factory, monkeypatch) -> None:
     monkeypatch.setenv("NUMBRE_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
+def real_cache() -> str:
+    """The user's own numbre cache, where the real MNIST is kept between test runs."""
+    import os
+
+    import platformdirs
+
+    return os.environ.get("NUMBRE_REAL_CACHE") or platformdirs.user_cache_dir("numbre")
+
+
 @pytest.fixture(scope="session")
 def mnist() -> Dataset:
     """The real MNIST, from the user's cache (fetched into it on first use)."""
     import os
     from unittest import mock
 
-    import platformdirs
-
     from numbre.data import load_dataset
 
-    real_cache = os.environ.get("NUMBRE_REAL_CACHE") or platformdirs.user_cache_dir("numbre")
-    with mock.patch.dict(os.environ, {"NUMBRE_CACHE": real_cache}):
+    with mock.patch.dict(os.environ, {"NUMBRE_CACHE": real_cache()}):
         return load_dataset(quiet=True)

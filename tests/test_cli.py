@@ -13,6 +13,7 @@ from PIL import Image
 
 from numbre import __version__
 from numbre.cli import cli
+from numbre.modelfile import load_model_file
 
 
 def run(*args: str, env: dict | None = None):
@@ -74,7 +75,14 @@ def test_train_then_evaluate_round_trip(tiny_folder: Path, tmp_path: Path) -> No
     assert f"accuracy {saved['accuracy']:.2%}" in text.output
     assert "confusion matrix (rows: true class" in text.output
     again = run("train", "-m", "seed-cnn-a", "--data", str(tiny_folder), "--out", str(out))
-    assert again.exit_code == 2 and "already holds a run" in again.output
+    assert again.exit_code == 2 and "already holds a run" in again.output and "--overwrite" in again.output
+    first_created = load_model_file(out / "model.safetensors").meta["created"]
+    afresh = run("train", "-m", "seed-cnn-a", "--data", str(tiny_folder), "--out", str(out), "-q",
+                 "--epochs", "1", "--overwrite")
+    assert afresh.exit_code == 0, afresh.output
+    assert len(json.loads((out / "history.json").read_text())) == 1
+    assert load_model_file(out / "model.safetensors").meta["recipe"]["epochs"] == 1
+    assert first_created <= load_model_file(out / "model.safetensors").meta["created"]
 
 
 def test_options_fall_back_to_environment_variables(tiny_folder: Path, tmp_path: Path) -> None:

@@ -54,5 +54,5 @@ def test_macs_of_a_known_model() -> None:
 
 
 def test_unknown_model_names_the_choices() -> None:
-    with pytest.raises(NumbreError, match="unknown model 'nope'.*seed-cnn-a"):
+    with pytest.raises(NumbreError, match=r"unknown model 'nope'.*seed-cnn-a"):
         create_model("nope")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_interrupt_writes_checkpoint_and_resume_matches_uninterrupted(tiny, tmp_
         return real_learning_rate(cfg, step, total)
 
     monkeypatch.setattr(train_module, "learning_rate", interrupt_mid_second_epoch)
-    with pytest.raises(TrainingError, match="interrupted; checkpoint written.*--resume"):
+    with pytest.raises(TrainingError, match=r"interrupted; checkpoint written.*--resume"):
         Trainer(config, tiny, tmp_path / "run", progress=False).run()
     position = load_model_file(tmp_path / "run" / LAST).meta["position"]
     assert (position["epoch"], position["step"]) == (1, 5)
@@ -93,7 +94,7 @@ def test_interrupt_writes_checkpoint_and_resume_matches_uninterrupted(tiny, tmp_
 def test_resume_refuses_other_settings_and_missing_checkpoint(tiny, tmp_path) -> None:
     config = make_config(**{"epochs": 1})
     Trainer(config, tiny, tmp_path, progress=False).run()
-    with pytest.raises(TrainingError, match="different settings.*lr"):
+    with pytest.raises(TrainingError, match=r"different settings.*lr"):
         Trainer(make_config(**{"epochs": 1, "lr": 0.1}), tiny, tmp_path, progress=False).run(True)
     with pytest.raises(TrainingError, match="no checkpoint"):
         Trainer(config, tiny, tmp_path / "empty", progress=False).run(resume=True)
@@ -112,7 +113,7 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
         return loss * float("nan") if calls["n"] > trainer.steps_per_epoch else loss
 
     monkeypatch.setattr(train_module.F, "cross_entropy", poisoned)
-    with pytest.raises(TrainingError, match="loss became nan at epoch 2.*lower --lr"):
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 2.*lower --lr"):
         trainer.run()
     saved = load_model_file(tmp_path / LAST)
     assert saved.meta["position"]["epoch"] == 1
@@ -154,7 +155,7 @@ def test_onecycle_schedule_warms_up_then_decays() -> None:
     rates = [learning_rate(config, step, 100) for step in range(100)]
     assert rates[0] == pytest.approx(0.1)
     assert max(rates) == pytest.approx(1.0, abs=0.01) and rates.index(max(rates)) == 25
-    assert rates[-1] < 0.02 and all(a >= b for a, b in zip(rates[25:], rates[26:], strict=False))
+    assert rates[-1] < 0.02 and all(a >= b for a, b in itertools.pairwise(rates[25:]))
 
 
 def test_resume_is_exact_for_the_sgd_shift_recipe(tiny, tmp_path, monkeypatch) -> None:

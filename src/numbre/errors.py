@@ -25,3 +25,7 @@ class ModelFileError(NumbreError):
 
 class TrainingError(NumbreError):
     """Training cannot start or continue (bad options, non-finite loss, ...)."""
+
+
+class ImageError(NumbreError):
+    """An image cannot be read: missing, empty, truncated, too large, or not an image at all."""

@@ -51,7 +51,8 @@ def confusion_heatmap(confusion: np.ndarray, class_names, path: Path, title: str
     size = len(class_names)
     figure, axis = plt.subplots(figsize=(1.0 + 0.6 * size, 0.8 + 0.6 * size))
     axis.imshow(confusion + 1, cmap="Blues", norm=LogNorm())
-    axis.set_xticks(range(size), labels=class_names, rotation=45 if size and max(map(len, class_names)) > 2 else 0)
+    long_names = size and max(map(len, class_names)) > 2
+    axis.set_xticks(range(size), labels=class_names, rotation=45 if long_names else 0)
     axis.set_yticks(range(size), labels=class_names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")

@@ -36,6 +36,7 @@ from numbre.models import count_macs, count_parameters, create_model
 LAST = "last.ckpt.safetensors"
 BEST = "best.safetensors"
 MODEL = "model.safetensors"
+RUN_FILES = (LAST, BEST, MODEL, "config.json", "history.json", "history.csv", "metrics.json")
 EVAL_BATCH = 500  # fits in L2 cache on small CPUs; larger batches were slower here
 
 

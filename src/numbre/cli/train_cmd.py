@@ -16,16 +16,18 @@ RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
 
 
 @click.command()
-@click.option("--model", "-m", default="numbre", show_default=True, help="Model to train (see `numbre models`).")
+@click.option("--model", "-m", default="numbre", show_default=True,
+              help="Model to train (see `numbre models`).")
 @click.option("--epochs", type=int, help=f"Training epochs ({RECIPE_DEFAULT}).")
 @click.option("--batch-size", type=int, help=f"Images per step ({RECIPE_DEFAULT}).")
 @click.option("--lr", type=float, help=f"Peak learning rate ({RECIPE_DEFAULT}).")
-@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), help=f"Optimizer ({RECIPE_DEFAULT}).")
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]),
+              help=f"Optimizer ({RECIPE_DEFAULT}).")
 @click.option("--val-split", type=float,
               help=f"Share of the training data held out for validation, taken from its end "
                    f"as Keras does ({RECIPE_DEFAULT}).")
 @click.option("--augment/--no-augment", default=None,
-              help=f"Random affine warps of each batch ({RECIPE_DEFAULT}).")
+              help=f"Random shifts or affine warps of each batch, as the recipe says ({RECIPE_DEFAULT}).")
 @click.option("--patience", type=int, default=None,
               help="Stop after this many epochs without a better validation loss (default: never).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same weights.")
@@ -33,6 +35,7 @@ RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
               help="Run folder for checkpoints, history and the model file "
                    "(default: runs/<model>-<date>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Start afresh in --out even if it holds a run.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1 or mps.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
@@ -40,14 +43,15 @@ RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
               help="Train on the first N training images only (default: all).")
 @data_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")
-def train(model: str, out: Path | None, resume: bool, data: str | None, quiet: bool, **overrides) -> None:
+def train(model: str, out: Path | None, resume: bool, overwrite: bool, data: str | None, quiet: bool,
+          **overrides) -> None:
     """Train a model, validate each epoch, evaluate on the test set and write a model file."""
     require_torch()
     from numbre.config import TrainConfig
     from numbre.data import load_dataset
     from numbre.errors import TrainingError
     from numbre.models import get_entry
-    from numbre.train import LAST, MODEL, Trainer
+    from numbre.train import LAST, MODEL, RUN_FILES, Trainer
 
     recipe = dataclasses.asdict(get_entry(model).recipe)
     recipe.update({key: value for key, value in overrides.items() if value is not None})
@@ -57,9 +61,14 @@ def train(model: str, out: Path | None, resume: bool, data: str | None, quiet: b
         if resume:
             raise TrainingError("--resume needs --out, the folder of the run to continue")
         out = Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if resume and overwrite:
+        raise TrainingError("--resume and --overwrite contradict each other; choose one")
     if not resume and ((out / LAST).exists() or (out / MODEL).exists()):
-        raise TrainingError(f"{out} already holds a run; continue it with --resume "
-                            "or choose another --out")
+        if not overwrite:
+            raise TrainingError(f"{out} already holds a run; continue it with --resume, "
+                                "start it afresh with --overwrite, or choose another --out")
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     started = time.perf_counter()
     dataset = load_dataset(data, quiet=quiet)
     if not quiet:

@@ -1,0 +1,58 @@
+"""On the real MNIST: a short training run reaches a floor, and the shipped model keeps its figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from numbre.checkpoint import load_torch_model
+from numbre.cli import cli
+from numbre.config import TrainConfig
+from numbre.data.known import MNIST
+from numbre.evaluate import compute_metrics
+from numbre.modelfile import DEFAULT_MODEL, load_model_file
+from numbre.train import Trainer, predict_logits, to_tensors
+
+pytestmark = pytest.mark.mnist
+MNIST_CHECKSUM = "d95a98cc28a86f51550b5a018e5afe286d09583aa2e7046d8fde47a59d1cb189"
+
+
+def test_the_real_data_is_the_known_mnist(mnist) -> None:
+    assert mnist.name == MNIST.name and mnist.checksum == MNIST_CHECKSUM
+    assert mnist.x_train.shape == (60_000, 28, 28) and mnist.x_test.shape == (10_000, 28, 28)
+
+
+def test_one_short_epoch_of_the_fast_recipe_learns_mnist(mnist, tmp_path) -> None:
+    config = TrainConfig(model="numbre-fast", epochs=1, batch_size=128, optimizer="sgd", lr=0.1,
+                         schedule="onecycle", warmup_start=0.0, warmup_fraction=0.15,
+                         weight_decay=5e-4, drop_last=True, bf16=True, max_train=12_000)
+    result = Trainer(config, mnist, tmp_path, progress=False).run()
+    assert result.test.count == 10_000
+    assert result.test.accuracy >= 0.96, result.test.summary()
+
+
+def test_the_shipped_model_reaches_its_recorded_accuracy(mnist) -> None:
+    network, model_file = load_torch_model()
+    assert model_file.path == DEFAULT_MODEL
+    meta = model_file.meta
+    assert meta["command"].startswith("numbre train")
+    assert meta["data"]["checksum"] == MNIST_CHECKSUM
+    x_test, _ = to_tensors(mnist.x_test, mnist.y_test, next(network.parameters()).device)
+    metrics = compute_metrics(predict_logits(network, x_test).numpy(), mnist.y_test, mnist.class_names)
+    assert metrics.accuracy >= 0.996
+    assert metrics.accuracy == pytest.approx(meta["test"]["accuracy"], abs=2e-4)
+
+
+def test_evaluate_without_a_model_evaluates_the_shipped_one(mnist, monkeypatch) -> None:
+    from conftest import real_cache
+
+    monkeypatch.setenv("NUMBRE_CACHE", real_cache())
+    result = CliRunner().invoke(cli, ["evaluate", "--json", "--no-png"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["model"] == str(DEFAULT_MODEL) and figures["accuracy"] >= 0.996
+    assert figures["data_checksum"] == MNIST_CHECKSUM
+    assert sum(map(sum, figures["confusion_matrix"])) == 10_000
+    assert load_model_file().meta["test"]["accuracy"] == pytest.approx(figures["accuracy"], abs=2e-4)
