@@ -1,7 +1,7 @@
 """Training speed and accuracy on this machine: the figures behind the README's model table.
 
 For each recipe, trains with several seeds and reports test accuracy (mean and
-worst seed) and training wall time (median), measured from the data held in
+worst seed) and training wall time (mean and median), measured from the data held in
 memory as tensors to the final test evaluation done. Targets:
 
 - numbre-fast reaches >= 99.0% in <= 10 s;
@@ -67,8 +67,8 @@ def main() -> None:
     dataset = load_dataset(quiet=True)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.seeds} seeds each")
-    header = ("model", "recipe", "accuracy mean", "worst seed", "target", "train s (median)",
-              "target s", "met")
+    header = ("model", "recipe", "accuracy mean", "worst seed", "target", "train s mean",
+              "train s median", "target s", "met")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     rows = []
@@ -80,17 +80,20 @@ def main() -> None:
             seconds.append(elapsed)
         target_accuracy, target_seconds = TARGETS[name]
         mean, median = statistics.mean(accuracies), statistics.median(seconds)
-        met = mean >= target_accuracy and median <= target_seconds
+        mean_seconds = statistics.mean(seconds)
+        met = mean >= target_accuracy and mean_seconds <= target_seconds
         row = {"model": name, "recipe": get_entry(name).recipe.describe(), "accuracies": accuracies,
-               "seconds": seconds, "mean_accuracy": mean, "median_seconds": median,
+               "seconds": seconds, "mean_accuracy": mean, "mean_seconds": mean_seconds,
+               "median_seconds": median,
                "target_accuracy": target_accuracy, "target_seconds": target_seconds, "met": met}
         rows.append(row)
         print(f"| {name} | {row['recipe']} | {mean:.2%} | {min(accuracies):.2%} | {target_accuracy:.2%} "
-              f"| {median:.1f} | {target_seconds:.1f} | {'yes' if met else 'NO'} |", flush=True)
+              f"| {mean_seconds:.1f} | {median:.1f} | {target_seconds:.1f} | {'yes' if met else 'NO'} |",
+              flush=True)
     if "numbre" in args.only:
         commands = [whole_command("numbre") for _ in range(args.seeds)]
         default = next(row for row in rows if row["model"] == "numbre")
-        extra = statistics.median(commands) - default["median_seconds"]
+        extra = statistics.median(commands) - default["median_seconds"]  # both medians
         print(f"\nwhole `numbre train` command (median of {len(commands)}): "
               f"{statistics.median(commands):.1f} s, {extra:.1f} s beyond training (target <= 10 s)")
         rows.append({"model": "numbre (whole command)", "seconds": commands, "extra_seconds": extra})

@@ -35,12 +35,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from numbre.cli import data_cmd, evaluate_cmd, models_cmd, train_cmd
+    from numbre.cli import data_cmd, evaluate_cmd, export_cmd, models_cmd, train_cmd
 
     cli.add_command(data_cmd.data)
     cli.add_command(models_cmd.models)
     cli.add_command(train_cmd.train)
     cli.add_command(evaluate_cmd.evaluate)
+    cli.add_command(export_cmd.export)
 
 
 _register()

@@ -1,0 +1,98 @@
+"""ONNX export: every registered model exports, ONNX Runtime agrees with torch, bad files are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+
+from numbre.checkpoint import load_torch_model, state_to_numpy
+from numbre.cli import cli
+from numbre.errors import ModelFileError
+from numbre.export import export_onnx
+from numbre.modelfile import INPUT_SPEC, save_model_file
+from numbre.models import create_model, list_models
+from numbre.onnx_model import OnnxModel
+
+DIGITS = [str(digit) for digit in range(10)]
+
+
+def untrained_model_file(name: str, folder: Path) -> Path:
+    torch.manual_seed(0)
+    model = create_model(name)
+    path = folder / f"{name}.safetensors"
+    save_model_file(path, state_to_numpy(model), {"architecture": name, "class_names": DIGITS,
+                                                  "input": INPUT_SPEC, "test": {"accuracy": 0.5}})
+    return path
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_exports_and_runtimes_agree(name: str, tmp_path: Path) -> None:
+    source = untrained_model_file(name, tmp_path)
+    onnx_path = export_onnx(source, tmp_path / f"{name}.onnx")
+    runtime = OnnxModel.load(onnx_path, threads=1)
+    network, _ = load_torch_model(source)
+    images = np.random.default_rng(1).random((37, 28, 28), dtype=np.float32)  # an odd batch size
+    with torch.inference_mode():
+        expected = network(torch.from_numpy(images[:, None])).numpy()
+    assert np.abs(runtime.logits(images) - expected).max() < 1e-4
+    assert runtime.meta["architecture"] == name and runtime.class_names == DIGITS
+    assert runtime.meta["test"] == {"accuracy": 0.5}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("export")
+    return export_onnx(untrained_model_file("numbre-fast", folder), folder / "model.onnx")
+
+
+def test_changed_weights_are_refused(exported: Path, tmp_path: Path) -> None:
+    proto = onnx.load(str(exported))
+    tensor = max(proto.graph.initializer, key=lambda item: len(item.raw_data))
+    data = bytearray(tensor.raw_data)
+    data[0] ^= 0xFF
+    tensor.raw_data = bytes(data)
+    changed = tmp_path / "changed.onnx"
+    changed.write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelFileError, match="modified after export"):
+        OnnxModel.load(changed)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda data: data[: len(data) // 2], "not an ONNX file"),
+    (lambda data: b"", "not an ONNX file|numbre metadata"),
+    (lambda data: b"\x00\xff" * 500, "not an ONNX file"),
+])
+def test_damaged_files_are_refused_with_a_clear_error(exported: Path, tmp_path: Path, make, message) -> None:
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(make(exported.read_bytes()))
+    with pytest.raises(ModelFileError, match=message):
+        OnnxModel.load(damaged)
+
+
+def test_foreign_onnx_and_other_formats_are_refused(exported: Path, tmp_path: Path) -> None:
+    proto = onnx.load(str(exported))
+    del proto.metadata_props[:]
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelFileError, match="not a numbre model"):
+        OnnxModel.load(foreign)
+    with pytest.raises(ModelFileError, match="no ONNX model at"):
+        OnnxModel.load(tmp_path / "missing.onnx")
+    safetensors_file = untrained_model_file("numbre-mlp", tmp_path)
+    with pytest.raises(ModelFileError):
+        OnnxModel.load(safetensors_file)
+
+
+def test_export_command_writes_beside_the_model(tmp_path: Path) -> None:
+    source = untrained_model_file("numbre-fast", tmp_path)
+    result = CliRunner().invoke(cli, ["export", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "ONNX Runtime matches torch" in result.output
+    assert OnnxModel.load(source.with_suffix(".onnx")).meta["architecture"] == "numbre-fast"
+    shipped = CliRunner().invoke(cli, ["export"])
+    assert shipped.exit_code == 2 and "needs --out" in shipped.output
