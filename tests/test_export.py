@@ -96,3 +96,21 @@ def test_export_command_writes_beside_the_model(tmp_path: Path) -> None:
     assert OnnxModel.load(source.with_suffix(".onnx")).meta["architecture"] == "numbre-fast"
     shipped = CliRunner().invoke(cli, ["export"])
     assert shipped.exit_code == 2 and "needs --out" in shipped.output
+
+
+def test_int8_export_keeps_the_answers_of_a_trained_model(tiny, tmp_path: Path) -> None:
+    from numbre.config import TrainConfig
+    from numbre.train import Trainer
+
+    config = TrainConfig(model="numbre-fast", epochs=3, batch_size=32, optimizer="sgd", lr=0.05, threads=1)
+    Trainer(config, tiny, tmp_path / "run", progress=False).run()
+    calibration = tiny.x_train[:200].astype(np.float32) / 255
+    quantized = export_onnx(tmp_path / "run", tmp_path / "int8.onnx", calibration=calibration)
+    runtime = OnnxModel.load(quantized)
+    assert "int8" in runtime.meta["quantized"]
+    assert any(node.op_type.startswith("QLinear") for node in onnx.load(str(quantized)).graph.node)
+    network, _ = load_torch_model(tmp_path / "run")
+    images = tiny.x_test.astype(np.float32) / 255
+    with torch.inference_mode():
+        expected = network(torch.from_numpy(images[:, None])).numpy().argmax(1)
+    assert (runtime.logits(images).argmax(1) == expected).mean() >= 0.97

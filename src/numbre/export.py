@@ -23,8 +23,15 @@ OPSET = 17
 MAX_LOGIT_DIFFERENCE = 1e-4  # float32 kernels differ in summation order, not in results
 
 
-def export_onnx(model: Path | str | None, out: Path | str, *, check: bool = True) -> Path:
-    """Write `model` (a model file or run folder; None: the shipped model) as ONNX to `out`."""
+def export_onnx(model: Path | str | None, out: Path | str, *, check: bool = True,
+                calibration: np.ndarray | None = None) -> Path:
+    """Write `model` (a model file or run folder; None: the shipped model) as ONNX to `out`.
+
+    With `calibration` ((N, 28, 28) float32 prepared digits), the weights and
+    activations are quantised to int8 (static, per channel), which roughly halves
+    the time per image on CPUs with int8 dot-product instructions; the check then
+    compares answers instead of logits.
+    """
     import onnx
     import torch
 
@@ -40,8 +47,11 @@ def export_onnx(model: Path | str | None, out: Path | str, *, check: bool = True
                           input_names=["image"], output_names=["logits"],
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
     proto = onnx.load_from_string(buffer.getvalue())
-    meta = {**model_file.meta, "source_weights_sha256": model_file.meta["weights_sha256"],
-            "onnx_weights_sha256": initializer_digest(proto), "opset": OPSET}
+    meta = {**model_file.meta, "source_weights_sha256": model_file.meta["weights_sha256"], "opset": OPSET}
+    if calibration is not None:
+        proto = quantize_int8(proto, calibration)
+        meta["quantized"] = f"int8, static, per channel, calibrated on {len(calibration):,} training images"
+    meta["onnx_weights_sha256"] = initializer_digest(proto)
     meta.pop("weights_sha256", None)
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta, sort_keys=True)
@@ -50,9 +60,52 @@ def export_onnx(model: Path | str | None, out: Path | str, *, check: bool = True
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, proto.SerializeToString())
-    if check:
+    if check and calibration is None:
         check_export(network, out)
+    elif check:
+        check_int8_export(network, out, calibration)
     return out
+
+
+def quantize_int8(proto, calibration: np.ndarray):
+    """Static int8 quantisation of `proto` with activation ranges measured on `calibration`."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            batches = [calibration[start:start + 100] for start in range(0, len(calibration), 100)]
+            self.feeds = iter([{"image": batch[:, None].astype(np.float32)} for batch in batches])
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    with tempfile.TemporaryDirectory() as folder:
+        plain, prepared, quantized = (Path(folder) / name for name in ("plain.onnx", "pre.onnx", "q.onnx"))
+        onnx.save(proto, str(plain))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(plain), str(prepared))
+            quantize_static(str(prepared), str(quantized), Batches(), quant_format=QuantFormat.QOperator,
+                            per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
+        return onnx.load(str(quantized))
+
+
+def check_int8_export(network, path: Path, images: np.ndarray, least_agreement: float = 0.995) -> float:
+    """Share of `images` on which the int8 model names the same class as the float model."""
+    import torch
+
+    with torch.inference_mode():
+        expected = network(torch.from_numpy(images[:, None].astype(np.float32))).numpy().argmax(1)
+    agreement = float((OnnxModel.load(path).logits(images).argmax(1) == expected).mean())
+    if agreement < least_agreement:
+        raise NumbreError(f"the int8 export of {path} agrees with the float model on only "
+                          f"{agreement:.2%} of the calibration images; use the float export")
+    return agreement
 
 
 def check_export(network, path: Path, count: int = 64) -> float:

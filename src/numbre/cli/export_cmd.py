@@ -6,14 +6,20 @@ from pathlib import Path
 
 import click
 
-from numbre.cli.options import require_torch
+from numbre.cli.options import data_option, require_torch
+
+CALIBRATION_IMAGES = 2000
 
 
 @click.command()
 @click.argument("model", required=False, type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="ONNX file to write (default: MODEL with the suffix .onnx; model.onnx in a run folder).")
-def export(model: Path | None, out: Path | None) -> None:
+@click.option("--int8", is_flag=True,
+              help=f"Quantise to int8, calibrated on the last {CALIBRATION_IMAGES:,} training images of "
+                   "--data: about twice as fast on CPUs with int8 instructions.")
+@data_option
+def export(model: Path | None, out: Path | None, int8: bool, data: str | None) -> None:
     """Export MODEL (a model file or run folder; default: the shipped model) as ONNX."""
     require_torch()
     from numbre.errors import NumbreError
@@ -23,5 +29,12 @@ def export(model: Path | None, out: Path | None) -> None:
         if model is None:
             raise NumbreError("exporting the shipped model needs --out FILE.onnx")
         out = model / "model.onnx" if model.is_dir() else model.with_suffix(".onnx")
-    path = export_onnx(model, out)
-    click.echo(f"wrote {path} ({path.stat().st_size:,} bytes); ONNX Runtime matches torch")
+    calibration = None
+    if int8:
+        from numbre.data import load_dataset
+
+        dataset = load_dataset(data, quiet=True)
+        calibration = dataset.x_train[-CALIBRATION_IMAGES:].astype("float32") / 255
+    path = export_onnx(model, out, calibration=calibration)
+    checked = "int8 answers agree with torch" if int8 else "ONNX Runtime matches torch"
+    click.echo(f"wrote {path} ({path.stat().st_size:,} bytes); {checked}")
