@@ -203,3 +203,33 @@ def test_weight_decay_skips_biases_and_batch_norm() -> None:
     assert decayed["weight_decay"] == 5e-4 and all(p.ndim == 4 or p.ndim == 2 for p in decayed["params"])
     assert plain["weight_decay"] == 0.0 and all(p.ndim == 1 for p in plain["params"])
     assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+
+
+def test_resume_is_exact_with_drawn_augmentation_and_negatives(tiny, tmp_path, monkeypatch) -> None:
+    """The shipped model's recipe draws warps and synthetic negatives every step; an interrupted
+    run must still end with the same weights, and the model file carries the rejection policy."""
+    config = TrainConfig(model="numbre-fast", epochs=2, batch_size=32, optimizer="sgd", lr=0.05,
+                         schedule="onecycle", warmup_start=0.0, drop_last=True, augment=True,
+                         augment_kind="drawn", negatives=0.2, val_split=0.2, threads=1)
+    reference = Trainer(config, tiny, tmp_path / "reference", progress=False)
+    reference.run()
+    real_learning_rate = learning_rate
+
+    def interrupt(cfg, step, total):
+        if step == reference.steps_per_epoch + 2:
+            raise KeyboardInterrupt
+        return real_learning_rate(cfg, step, total)
+
+    monkeypatch.setattr(train_module, "learning_rate", interrupt)
+    with pytest.raises(TrainingError, match="interrupted"):
+        Trainer(config, tiny, tmp_path / "run", progress=False).run()
+    monkeypatch.setattr(train_module, "learning_rate", real_learning_rate)
+    resumed = Trainer(config, tiny, tmp_path / "run", progress=False)
+    resumed.run(resume=True)
+    for name, value in weights(reference).items():
+        assert torch.equal(value, weights(resumed)[name]), name
+    meta = load_model_file(tmp_path / "run" / MODEL).meta
+    assert meta["class_names"] == [*tiny.class_names, "not a digit"]
+    policy = meta["rejection"]
+    assert policy["fitted"]["images"] == 120 and 0 < policy["temperature"] < 20
+    assert policy == load_model_file(tmp_path / "reference" / MODEL).meta["rejection"]

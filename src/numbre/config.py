@@ -14,7 +14,7 @@ from typing import Any
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle")
-AUGMENTATIONS = ("shift", "affine")
+AUGMENTATIONS = ("shift", "affine", "drawn")
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,13 @@ class Recipe:
     adam_eps: float = 1e-8
     warmup_fraction: float = 0.2  # share of all steps spent warming up (onecycle only)
     warmup_start: float = 0.1  # the warm-up starts at lr * warmup_start
-    augment_kind: str = "affine"  # shift: whole pixels, cheap; affine: rotate, scale, shear, shift
+    augment_kind: str = "affine"  # shift: whole pixels, cheap; affine: rotate, scale, shear, shift;
+    # drawn: affine plus elastic wobble, stroke width, blur and ink profile (see augment.random_drawn)
     clean_last_epoch: bool = False  # train the last epoch on unaugmented images
     drop_last: bool = False  # skip the last, smaller batch of each epoch
     bf16: bool = False  # bfloat16 autocast where the device runs it fast
+    negatives: float = 0.0  # synthetic non-digits added to each batch, as a share of it; > 0 adds
+    # the class "not a digit" (see numbre.negatives)
 
     def describe(self) -> str:
         """A compact one-line summary for tables."""
@@ -49,6 +52,8 @@ class Recipe:
             parts.append(f"augment {self.augment_kind}")
         if self.label_smoothing:
             parts.append(f"ls {self.label_smoothing:g}")
+        if self.negatives:
+            parts.append(f"negatives {self.negatives:g}")
         return ", ".join(parts)
 
 
@@ -87,6 +92,7 @@ class TrainConfig(Recipe):
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (self.augment_kind in AUGMENTATIONS,
              f"augmentation must be one of {', '.join(AUGMENTATIONS)}"),
+            (0.0 <= self.negatives <= 1.0, f"negatives must be a share in [0, 1], got {self.negatives}"),
             (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
             (self.patience is None or self.val_split > 0,
              "--patience needs a validation split (--val-split > 0) to watch"),

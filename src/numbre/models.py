@@ -230,3 +230,15 @@ def numbre_default(num_classes: int = 10) -> nn.Module:
 )
 def numbre_best(num_classes: int = 10) -> nn.Module:
     return unshuffle_net((48, 96, 96, 192), (False, True, False, True), num_classes)
+
+
+@register_model(
+    "numbre-robust", "numbre (shipped)",
+    Recipe(epochs=20, batch_size=128, warmup_fraction=0.1, label_smoothing=0.1, val_split=1 / 12,
+           augment=True, augment_kind="drawn", negatives=0.1, **FAST_SGD),
+    "unshuffle 2, Conv24, Conv48 pool, Conv96 pool, dense 10 + not a digit",
+)
+def numbre_robust(num_classes: int = 10) -> nn.Module:
+    """The shipped model: trained on drawn-style augmentation with a "not a digit" class, and
+    small enough (4.2M MACs) for 0.1 ms per image in ONNX Runtime on one CPU core."""
+    return unshuffle_net((24, 48, 96), (False, True, True), num_classes)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from numbre import __version__
 from numbre.atomic import atomic_write
-from numbre.augment import random_affine, random_shift
+from numbre.augment import random_affine, random_drawn, random_shift
 from numbre.checkpoint import load_checkpoint, save_checkpoint, state_to_numpy
 from numbre.config import TrainConfig
 from numbre.data import Dataset
@@ -32,12 +32,15 @@ from numbre.errors import TrainingError
 from numbre.evaluate import Metrics, compute_metrics
 from numbre.modelfile import INPUT_SPEC, save_model_file
 from numbre.models import count_macs, count_parameters, create_model
+from numbre.negatives import add_negatives
+from numbre.reject import META_KEY, NOT_A_DIGIT, Rejector, fit_rejector
 
 LAST = "last.ckpt.safetensors"
 BEST = "best.safetensors"
 MODEL = "model.safetensors"
 RUN_FILES = (LAST, BEST, MODEL, "config.json", "history.json", "history.csv", "metrics.json")
 EVAL_BATCH = 500  # fits in L2 cache on small CPUs; larger batches were slower here
+AUGMENTATIONS = {"shift": random_shift, "affine": random_affine, "drawn": random_drawn}
 
 
 def pick_device(name: str) -> torch.device:
@@ -146,8 +149,10 @@ class Trainer:
         self.x, self.y = to_tensors(x_train[:n_fit], y_train[:n_fit], self.device)
         self.x_val, self.y_val = to_tensors(x_train[n_fit:], y_train[n_fit:], self.device)
         self.x_test, self.y_test = to_tensors(dataset.x_test, dataset.y_test, self.device)
+        # Training with negatives adds one class after the dataset's: "not a digit".
+        self.class_names = (*dataset.class_names, *((NOT_A_DIGIT,) if config.negatives else ()))
         torch.manual_seed(config.seed)
-        model = create_model(config.model, dataset.num_classes).to(self.device)
+        model = create_model(config.model, len(self.class_names)).to(self.device)
         self.model = model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(config, self.model, self.device)
         self.bf16 = config.bf16 and bf16_is_fast(self.device)
@@ -159,7 +164,7 @@ class Trainer:
         self.position: dict[str, Any] = {
             "epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0,
             "history": [], "best_val_loss": None, "best_epoch": None, "bad_epochs": 0,
-            "config": config.to_dict(), "class_names": list(dataset.class_names),
+            "config": config.to_dict(), "class_names": list(self.class_names),
             "data_checksum": dataset.checksum,
         }
 
@@ -208,8 +213,11 @@ class Trainer:
                 self.step_rng = torch.get_rng_state()
                 index = order[step * config.batch_size:(step + 1) * config.batch_size]
                 images, labels = self.x[index], self.y[index]
+                if config.negatives:
+                    images, labels = add_negatives(images, labels, config.negatives,
+                                                   label=len(self.class_names) - 1)
                 if augment:
-                    images = random_shift(images) if config.augment_kind == "shift" else random_affine(images)
+                    images = AUGMENTATIONS[config.augment_kind](images)
                 lr = learning_rate(config, epoch * self.steps_per_epoch + step, self.total_steps)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
@@ -287,11 +295,14 @@ class Trainer:
                                 "Continue with the same command plus --resume") from None
         if stopped_early:
             self._restore_best()
+        # With a "not a digit" class, answering it for a test digit counts as an error.
         test = compute_metrics(predict_logits(self.model, self.x_test).cpu().numpy(),
-                               self.dataset.y_test, self.dataset.class_names)
+                               self.dataset.y_test, self.class_names)
         seconds = time.perf_counter() - started
         result = TrainResult(self.model, self.config, self.position["history"], test, seconds,
                              self.out_dir, stopped_early)
+        if len(self.x_val):
+            result.extra[META_KEY] = self._fit_rejection().to_dict()
         if self.out_dir is not None:
             self._write_outputs(result)
         return result
@@ -306,11 +317,16 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
 
+    def _fit_rejection(self) -> Rejector:
+        """Temperature and "not a digit" thresholds from the validation digits, never the test set."""
+        logits = predict_logits(self.model, self.x_val).float().cpu().numpy()
+        return fit_rejector(logits, self.y_val.cpu().numpy(), self.x_val[:, 0].cpu().numpy())
+
     # --- outputs -------------------------------------------------------------------------
     def _model_meta(self, test: Metrics | None) -> dict[str, Any]:
         model = self.model
         meta = {
-            "architecture": self.config.model, "class_names": list(self.dataset.class_names),
+            "architecture": self.config.model, "class_names": list(self.class_names),
             "input": INPUT_SPEC, "recipe": self.config.to_dict(), "command": self.command,
             "data": {"name": self.dataset.name, "checksum": self.dataset.checksum,
                      "train_images": len(self.x), "val_images": len(self.x_val)},
@@ -328,6 +344,7 @@ class Trainer:
         assert out is not None
         meta = self._model_meta(result.test)
         meta["train_seconds"] = round(result.train_seconds, 2)
+        meta.update(result.extra)  # the rejection policy, when there was validation data to fit it
         save_model_file(out / MODEL, state_to_numpy(self.model), meta)
         history = result.history
         atomic_write(out / "history.json", json.dumps(history, indent=2).encode())

@@ -31,17 +31,19 @@ class NumbreGroup(click.Group):
                                                   "help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="numbre")
 def cli() -> None:
-    """numbre reads handwritten digits: fetch MNIST, train and compare models, evaluate them."""
+    """numbre reads handwritten digits: fetch MNIST, train and compare models, evaluate them, read images."""
 
 
 def _register() -> None:
-    from numbre.cli import data_cmd, evaluate_cmd, export_cmd, models_cmd, train_cmd
+    from numbre.cli import data_cmd, evaluate_cmd, export_cmd, models_cmd, predict_cmd, train_cmd
 
     cli.add_command(data_cmd.data)
     cli.add_command(models_cmd.models)
     cli.add_command(train_cmd.train)
     cli.add_command(evaluate_cmd.evaluate)
     cli.add_command(export_cmd.export)
+    cli.add_command(predict_cmd.predict)
+    cli.add_command(predict_cmd.read)
 
 
 _register()

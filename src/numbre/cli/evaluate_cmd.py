@@ -24,20 +24,25 @@ def evaluate(model: Path | None, data: str | None, as_json: bool, png: Path, no_
     from numbre.data import load_dataset
     from numbre.errors import NumbreError
     from numbre.evaluate import compute_metrics, format_report
+    from numbre.reject import NOT_A_DIGIT
     from numbre.train import predict_logits, to_tensors
 
     network, model_file = load_torch_model(model)
     dataset = load_dataset(data, quiet=as_json)
-    if len(model_file.class_names) != dataset.num_classes:
-        raise NumbreError(f"{model_file.path} knows {len(model_file.class_names)} classes but "
+    names = model_file.class_names
+    # A model trained with negatives has one class more than its data: "not a digit", which
+    # counts as an error whenever it is the answer for a test image.
+    data_classes = names[:-1] if names[-1:] == [NOT_A_DIGIT] else names
+    if len(data_classes) != dataset.num_classes:
+        raise NumbreError(f"{model_file.path} knows {len(names)} classes but "
                           f"{dataset.name} has {dataset.num_classes}; evaluate it on its own data")
     x_test, _ = to_tensors(dataset.x_test, dataset.y_test, next(network.parameters()).device)
     logits = predict_logits(network, x_test).numpy()
-    metrics = compute_metrics(logits, dataset.y_test, dataset.class_names)
+    metrics = compute_metrics(logits, dataset.y_test, names)
     if not no_png:
         from numbre.plots import confusion_heatmap
 
-        confusion_heatmap(metrics.confusion, dataset.class_names, png,
+        confusion_heatmap(metrics.confusion, names, png,
                           title=f"{model_file.architecture} on {dataset.name} test "
                                 f"({metrics.accuracy:.2%})")
     if as_json:

@@ -1,0 +1,287 @@
+"""Turning whatever a person hands us into one grey image, or a clear refusal.
+
+Every front end (library, command line, HTTP API, desktop window) reads user
+images through `load_image`, so every one of them accepts the same files and
+refuses the same ones with the same messages. Images come from strangers: a
+file may be huge, truncated, not an image at all, or a tiny PNG that claims to
+be a gigapixel (a decompression bomb). Sizes are checked from the file size and
+the header before any pixel is decoded, and every decoder failure becomes an
+`ImageError` that says what is wrong and what to do.
+
+The result is float32 (H, W) grey in [0, 1], in the image's own polarity:
+deciding which side is ink is `numbre.preprocess`'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from numbre.errors import ImageError
+
+ImageSource = str | Path | bytes | Image.Image | np.ndarray
+
+MAX_BYTES = 20_000_000  # a phone photo is 2-10 MB; more is not a handwritten digit
+MAX_PIXELS = 40_000_000  # a 48-megapixel camera is the largest common source
+
+# ITU-R 601 luma, the weights Pillow's convert("L") uses, so arrays and files agree.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+# Painted pixels of a transparent image whose grey levels span less than this are
+# taken as one colour: the ink of a canvas export, shaped only by the alpha channel.
+_ONE_COLOUR_SPREAD = 0.1
+
+
+def load_image(source: ImageSource, *, max_bytes: int = MAX_BYTES,
+               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode a path, bytes, PIL image or array into float32 (H, W) grey in [0, 1].
+
+    Applies the EXIF orientation (phones store photos sideways and say so in
+    EXIF), takes the first frame of animated or multi-page files, reads 16-bit,
+    CMYK, palette and transparent images, and flattens transparency (see
+    `flatten_alpha`). Raises `ImageError` for anything it cannot read safely.
+    """
+    return grey_pixels(open_image(source, max_bytes=max_bytes, max_pixels=max_pixels))
+
+
+def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES,
+               max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The checked, decoded, upright first frame as a PIL image; arrays become grey 'F' images.
+
+    The first half of `load_image`, for callers that shrink the image before
+    converting it (`numbre.preprocess` reads a 280x280 canvas at 140x140).
+    """
+    if isinstance(source, np.ndarray):
+        return Image.fromarray(_array_to_grey(source, max_pixels), "F")
+    if isinstance(source, Image.Image):
+        _check_size(source.size, max_pixels, "the image")
+        return source
+    if isinstance(source, bytes | bytearray | memoryview):
+        return _decode(bytes(source), "the image data", max_bytes, max_pixels)
+    if isinstance(source, str | Path):
+        path = Path(source).expanduser()
+        return _decode(_read_file(path, max_bytes), str(path), max_bytes, max_pixels)
+    raise ImageError(f"cannot read an image from a {type(source).__name__}; "
+                     "pass a file path, the file's bytes, a PIL image or a numpy array")
+
+
+def grey_pixels(image: Image.Image, reduce: int = 1) -> np.ndarray:
+    """float32 (H, W) grey in [0, 1] of a PIL image of any mode, box-shrunk by a whole `reduce` factor.
+
+    Shrinking happens on 8-bit values before anything is converted to floats,
+    so a large image costs little more than its decoding. The result has
+    ceil(H / reduce) x ceil(W / reduce) pixels.
+    """
+    mode = image.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return box_reduce(_scale_to_unit(np.asarray(image)), reduce)
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info:
+        rgba = np.asarray(image if mode == "RGBA" else image.convert("RGBA"))
+        if _sample(rgba)[..., 3].min() < 255:  # judged on a sample: a few unseen pixels do not matter
+            return _flatten_rgba(rgba, reduce)
+        image = image.convert("RGB")
+    if mode not in ("L", "RGB", "1", "P"):
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB and HSV reach grey through RGB
+    if image.mode != "L":
+        image = image.convert("L")
+    return box_reduce(np.asarray(image), reduce) * np.float32(1 / 255)
+
+
+def box_reduce(values: np.ndarray, factor: int) -> np.ndarray:
+    """float32 mean over factor x factor blocks of a 2-D array; edge blocks average what they hold.
+
+    Sums strided views (one pass over the data) instead of a reshaped mean,
+    which numpy runs many times slower for small blocks.
+    """
+    values = np.asarray(values)
+    if factor <= 1:
+        return values.astype(np.float32)
+    height, width = values.shape
+    if height % factor or width % factor:  # repeat the last row and column to fill the edge blocks
+        values = np.pad(values, ((0, -height % factor), (0, -width % factor)), mode="edge")
+    accumulator = np.uint32 if values.dtype.kind in "ub" else np.float32
+    total = values[::factor, ::factor].astype(accumulator)
+    for row in range(factor):
+        for column in range(factor):
+            if row or column:
+                total += values[row::factor, column::factor]
+    return total.astype(np.float32) * np.float32(1 / factor**2)
+
+
+def flatten_alpha(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite grey (H, W) with coverage alpha (H, W), both in [0, 1], onto a chosen background.
+
+    Transparent pixels carry no colour of their own (browsers store them as
+    black), so the background is a choice, and a wrong one hides the digit:
+    black ink on a transparent canvas composited onto black is all black. The
+    rule (`_background_behind`): if the painted pixels are one colour, they are
+    the ink and the alpha channel draws it, so the background is the
+    contrasting extreme (white behind dark ink, black behind light ink). If the
+    opaque pixels vary (a painted paper with ink on it and transparent margins),
+    the transparent area continues the dominant opaque level, the paper.
+    """
+    if alpha.min() >= 0.999:
+        return grey
+    background = _background_behind(grey, alpha)
+    if background is None:
+        return np.zeros_like(grey)
+    return (alpha * grey + (1.0 - alpha) * background).astype(np.float32)
+
+
+def _background_behind(grey: np.ndarray, alpha: np.ndarray) -> float | None:
+    """The grey level in [0, 1] to put behind transparent pixels; None if nothing is painted."""
+    step = max(1, int(np.sqrt(grey.size / 20_000)))  # statistics from about 20,000 pixels are plenty
+    sample_alpha, sample_grey = alpha[::step, ::step], grey[::step, ::step]
+    painted = sample_grey[sample_alpha > 0]
+    if painted.size == 0:  # nothing painted at all: a blank image
+        return None
+    darkest, brightest = float(painted.min()), float(painted.max())
+    if brightest - darkest < _ONE_COLOUR_SPREAD:
+        return 1.0 if (darkest + brightest) / 2 < 0.5 else 0.0
+    opaque = sample_grey[sample_alpha >= 0.5]
+    return float(np.median(opaque if opaque.size else painted))
+
+
+def _read_file(path: Path, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(f"no such file: {path}; check the path") from None
+    except OSError as error:
+        raise ImageError(f"cannot read {path}: {error.strerror or error}") from None
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image file")
+    if size > max_bytes:
+        raise ImageError(f"{path} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
+                         "crop or shrink the picture to the digits first")
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def _what_it_looks_like(data: bytes) -> str:
+    head = data[:1024].lstrip()
+    if head.startswith(b"%PDF"):
+        return "it is a PDF document; export the page as PNG or JPEG"
+    if head[:1] in (b"<", b"{", b"[") or all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head[:256]):
+        return "it looks like text; send the image file itself, not its name, a link or base64"
+    return "it is not a format Pillow can read; use PNG, JPEG, GIF, BMP, TIFF or WebP"
+
+
+def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Image.Image:
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes); the upload or the file is missing its content")
+    if len(data) > max_bytes:
+        raise ImageError(f"{name} is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
+                         "crop or shrink the picture to the digits first")
+    with warnings.catch_warnings():
+        # Pillow only warns between 89 and 179 megapixels; here every bomb is an error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))  # reads the header only
+        except UnidentifiedImageError:
+            raise ImageError(f"{name} is not an image: {_what_it_looks_like(data)}") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"{name} claims more pixels than Pillow will decode; "
+                             "refused as a possible decompression bomb") from None
+        except Exception as error:  # a broken header can raise almost anything inside a plugin
+            raise ImageError(f"{name} has an unreadable header ({error}); "
+                             "re-save it as PNG or JPEG") from None
+        _check_size(image.size, max_pixels, name)
+        try:
+            image.seek(0)  # the first frame of an animation or a multi-page file
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"{name} claims more pixels than Pillow will decode; "
+                             "refused as a possible decompression bomb") from None
+        except Exception as error:  # truncated data raises OSError; corrupt data, other errors
+            raise ImageError(f"{name} is truncated or corrupt ({error}); "
+                             "the file may be incomplete: save or upload it again") from None
+    if "exif" in image.info or getattr(image, "tag_v2", None) is not None:
+        # A damaged EXIF block must not make a readable picture unreadable: keep it as stored.
+        with contextlib.suppress(Exception):
+            image = ImageOps.exif_transpose(image)
+    return image
+
+
+def _check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{name} has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageError(f"{name} is {width}x{height} = {width * height / 1e6:.0f} megapixels, over the "
+                         f"{max_pixels / 1e6:.0f} megapixel limit; refused before decoding. "
+                         "Crop or shrink it to the digits first")
+
+
+def _sample(image: np.ndarray) -> np.ndarray:
+    """Every n-th pixel in both directions, about 2,000 of them: enough to judge levels and colours."""
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 2_000)))
+    return image[::step, ::step]
+
+
+def _flatten_rgba(rgba: np.ndarray, reduce: int) -> np.ndarray:
+    """`flatten_alpha` for an 8-bit (H, W, 4) image, box-shrunk by `reduce` on the way.
+
+    A canvas export paints one colour and draws with alpha alone; then only
+    the alpha channel is shrunk and composited, which keeps the common case
+    fast. Otherwise colour is premultiplied by alpha before shrinking, so the
+    colour of transparent pixels (meaningless) never leaks into the edges.
+    """
+    sample = _sample(rgba).astype(np.float32) * (1 / 255)
+    sample_grey, sample_alpha = sample[..., :3] @ _LUMA, sample[..., 3]
+    background = _background_behind(sample_grey, sample_alpha)
+    if background is None:
+        return np.zeros((-(-rgba.shape[0] // reduce), -(-rgba.shape[1] // reduce)), np.float32)
+    painted = sample_grey[sample_alpha > 0]
+    alpha = box_reduce(rgba[..., 3], reduce) * np.float32(1 / 255)
+    darkest, brightest = float(painted.min()), float(painted.max())
+    if brightest - darkest < 0.02:  # one colour
+        return (alpha * ((darkest + brightest) / 2) + (1.0 - alpha) * background).astype(np.float32)
+    luma = rgba[..., :3].astype(np.float32) @ _LUMA
+    premultiplied = box_reduce(luma * rgba[..., 3], reduce) * np.float32(1 / 255 / 255)
+    return (premultiplied + (1.0 - alpha) * background).astype(np.float32)
+
+
+def _scale_to_unit(values: np.ndarray) -> np.ndarray:
+    """Map an integer or float grey array of unknown range to [0, 1]."""
+    values = np.asarray(values)
+    if values.dtype == np.uint8:
+        return values.astype(np.float32) * (1 / 255)
+    if values.dtype == np.uint16:
+        return values.astype(np.float32) * (1 / 65535)
+    if values.dtype == bool:
+        return values.astype(np.float32)
+    values = values.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ImageError("the image holds NaN or infinite values; pass finite grey levels")
+    top = float(values.max()) if values.size else 0.0
+    if top <= 1.0:
+        return np.clip(values, 0.0, 1.0)
+    # Integers or floats above 1: 8-bit levels if they fit, 16-bit if they fit, else relative.
+    scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+    return np.clip(values / scale, 0.0, 1.0)
+
+
+def _array_to_grey(array: np.ndarray, max_pixels: int) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {array.shape}")
+    height, width = array.shape[:2]
+    _check_size((width, height), max_pixels, "the image array")
+    if array.dtype.kind not in "uifb":
+        raise ImageError(f"an image array must hold numbers; got dtype {array.dtype}")
+    values = _scale_to_unit(array)
+    if values.ndim == 2:
+        return np.ascontiguousarray(values, dtype=np.float32)
+    grey = values[:, :, :3] @ _LUMA
+    if values.shape[2] == 4:
+        return flatten_alpha(grey, values[:, :, 3])
+    return grey.astype(np.float32)

@@ -1,0 +1,197 @@
+"""The Recognizer: images in, digits out, for every front end (library, CLI, HTTP API, windows).
+
+    from numbre import Recognizer
+    recognizer = Recognizer.load()            # the shipped model; or Recognizer.load("model.onnx")
+    recognizer.predict("digit.png").digit     # 7, or None with a reason
+    recognizer.read("number.jpg").number      # "2024"
+
+Every image goes through `numbre.preprocess` (the one pipeline) and the model
+runs in ONNX Runtime, so nothing here needs torch. A prediction names a digit
+only when it should be trusted: a blank image is "empty", several digits
+given to `predict` are "several digits" (use `read`), and an image the model
+does not recognise as a digit is "not a digit" (see `numbre.reject`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numbre.errors import ModelFileError
+from numbre.images import ImageSource
+from numbre.onnx_model import DEFAULT_ONNX, OnnxModel
+from numbre.preprocess import SIDE, InkMap, center_ink, ink_map
+from numbre.reject import Rejector
+from numbre.segment import split_digits
+
+Box = tuple[int, int, int, int]
+
+EMPTY = "empty"
+SEVERAL = "several digits"
+NOT_A_DIGIT = "not a digit"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image read as one digit, or `digit=None` with the reason."""
+
+    digit: int | None
+    confidence: float  # the calibrated probability of the named (or most likely) class
+    probabilities: tuple[float, ...]  # one per class, summing to 1 (all zero for an empty image)
+    image: np.ndarray = field(repr=False)  # (28, 28) float32: what the network saw
+    box: Box | None = None  # (x0, y0, x1, y1) of the ink in the input, x1/y1 exclusive
+    reason: str | None = None  # "empty", "several digits" or "not a digit" when digit is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape shared by `numbre predict --json` and `POST /api/predict`."""
+        result: dict[str, Any] = {"digit": self.digit, "confidence": round(self.confidence, 6),
+                                  "probabilities": [round(p, 6) for p in self.probabilities]}
+        if self.reason is not None:
+            result["reason"] = self.reason
+        return result
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A written number: its digits left to right; `number` is None when one of them is unreadable."""
+
+    number: str | None
+    digits: tuple[Prediction, ...]
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape shared by `numbre read --json` and `POST /api/read`."""
+        digits = []
+        for digit in self.digits:
+            entry: dict[str, Any] = {"digit": digit.digit, "confidence": round(digit.confidence, 6),
+                                     "box": list(digit.box) if digit.box else None}
+            if digit.reason is not None:
+                entry["reason"] = digit.reason
+            digits.append(entry)
+        result: dict[str, Any] = {"number": self.number, "digits": digits}
+        if self.reason is not None:
+            result["reason"] = self.reason
+        return result
+
+
+class Recognizer:
+    """A model plus the rules for trusting it; cheap to call, safe to share between threads."""
+
+    def __init__(self, model: OnnxModel) -> None:
+        self.model = model
+        self.class_names = model.class_names[:10]
+        self.rejector = Rejector.from_meta(model.meta)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None, *, threads: int | None = None) -> Recognizer:
+        """The shipped model, an ONNX file, or a model file / run folder (exported on first use)."""
+        return cls(OnnxModel.load(resolve_onnx(path), threads=threads))
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.model.meta
+
+    # --- one digit -------------------------------------------------------------------------
+    def predict(self, image: ImageSource) -> Prediction:
+        """Read `image` as a single digit."""
+        return self._predict_maps([ink_map(image)])[0]
+
+    def predict_batch(self, images: Iterable[ImageSource]) -> list[Prediction]:
+        """`predict` for many images, with one network call for all of them."""
+        return self._predict_maps([ink_map(image) for image in images])
+
+    def _predict_maps(self, maps: Sequence[InkMap]) -> list[Prediction]:
+        results: list[Prediction | None] = [None] * len(maps)
+        images, where = [], []
+        for index, found in enumerate(maps):
+            if found.empty:
+                results[index] = self._empty()
+                continue
+            segments = split_digits(found.ink)
+            image = center_ink(found.ink)
+            if len(segments) > 1:
+                results[index] = Prediction(None, 0.0, (0.0,) * 10, image, found.input_box(found.box),
+                                            SEVERAL)
+                continue
+            images.append(image)
+            where.append((index, found.input_box(found.box)))
+        for (index, box), prediction in zip(where, self._classify(np.stack(images) if images else None),
+                                            strict=True):
+            results[index] = dataclasses.replace(prediction, box=box)
+        return [result for result in results if result is not None]
+
+    # --- a whole number --------------------------------------------------------------------
+    def read(self, image: ImageSource) -> Reading:
+        """Read one line of written digits, any count, left to right."""
+        found = ink_map(image)
+        if found.empty:
+            return Reading(None, (), EMPTY)
+        segments = split_digits(found.ink)
+        if not segments:
+            return Reading(None, (), EMPTY)
+        crops = np.stack([center_ink(segment.ink) for segment in segments])
+        digits = tuple(
+            dataclasses.replace(prediction, box=found.input_box(segment.box))
+            for segment, prediction in zip(segments, self._classify(crops), strict=True))
+        if any(digit.digit is None for digit in digits):
+            return Reading(None, digits, NOT_A_DIGIT)
+        return Reading("".join(str(digit.digit) for digit in digits), digits)
+
+    # --- the network -----------------------------------------------------------------------
+    def _classify(self, images: np.ndarray | None) -> list[Prediction]:
+        """(N, 28, 28) prepared digits -> predictions, with calibration and rejection applied."""
+        if images is None or len(images) == 0:
+            return []
+        logits = self.model.logits(images)
+        probabilities, reasons = self.rejector.decide(logits, images)
+        predictions = []
+        for image, row, reason in zip(images, probabilities, reasons, strict=True):
+            best = int(np.argmax(row))
+            digit = None if reason else best
+            predictions.append(Prediction(digit, float(row[best]), tuple(float(p) for p in row), image,
+                                          None, reason))
+        return predictions
+
+    @staticmethod
+    def _empty() -> Prediction:
+        return Prediction(None, 0.0, (0.0,) * 10, np.zeros((SIDE, SIDE), np.float32), None, EMPTY)
+
+
+def resolve_onnx(path: Path | str | None) -> Path:
+    """Where the ONNX form of `path` is: itself, beside it, or exported into the cache once."""
+    if path is None:
+        return DEFAULT_ONNX
+    path = Path(path)
+    if path.is_dir():
+        if (path / "model.onnx").is_file():
+            return path / "model.onnx"
+        path = path / "model.safetensors"
+    if path.suffix == ".onnx" or not path.exists():
+        return path
+    beside = path.with_suffix(".onnx")
+    if beside.is_file():
+        return beside
+    return _export_to_cache(path)
+
+
+def _export_to_cache(path: Path) -> Path:
+    from numbre.modelfile import load_model_file
+
+    digest = load_model_file(path).meta["weights_sha256"]
+    try:
+        import torch  # noqa: F401  (exporting needs the training extra)
+    except ImportError:
+        raise ModelFileError(f"{path} is a training model file; reading digits needs its ONNX form. "
+                             f"Export it where torch is installed: numbre export {path}") from None
+    from numbre.data.dataset import cache_root
+    from numbre.export import export_onnx
+
+    cached = cache_root() / "onnx" / f"{digest[:32]}.onnx"
+    if not cached.is_file():
+        export_onnx(path, cached)
+    return cached

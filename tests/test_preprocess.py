@@ -1,0 +1,232 @@
+"""to_mnist: the same digit gives the same 28x28 however it was drawn, placed, sized or photographed."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from golden.regenerate import FOLDER, draw, golden_inputs, photographed
+from numbre.preprocess import (
+    DIGIT,
+    MNIST_CENTRE,
+    SIDE,
+    Prepared,
+    center_ink,
+    ink_map,
+    prepare_batch,
+    save_stages_png,
+    to_ink,
+    to_mnist,
+)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation after a slight blur, at the best of the whole-pixel shifts by at most one.
+
+    Placement rounds the centre of mass to a whole pixel, so the same shape can
+    land a pixel over, which plain correlation punishes like a different digit.
+    """
+    a, b = ndimage.gaussian_filter(a, 1.0), ndimage.gaussian_filter(b, 1.0)
+    return max(correlation(np.roll(a, (dy, dx), axis=(0, 1)), b) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    total = image.sum()
+    rows, columns = np.mgrid[: image.shape[0], : image.shape[1]]
+    return float((rows * image).sum() / total), float((columns * image).sum() / total)
+
+
+def ink_extent(image: np.ndarray, level: float = 0.1) -> tuple[int, int]:
+    """(height, width) of the box holding the pixels above `level`."""
+    rows = np.flatnonzero((image > level).any(axis=1))
+    columns = np.flatnonzero((image > level).any(axis=0))
+    return int(rows[-1] - rows[0] + 1), int(columns[-1] - columns[0] + 1)
+
+
+def seven(size: int = 280, pen: float = 12, box=(0.25, 0.15, 0.75, 0.85), **options) -> Image.Image:
+    return draw("7", size, pen, box, **options)
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return to_mnist(seven()).image
+
+
+def test_result_is_mnist_shaped(reference) -> None:
+    assert reference.shape == (SIDE, SIDE) and reference.dtype == np.float32
+    assert reference.min() >= 0 and reference.max() == pytest.approx(1.0)
+    assert reference[0].max() == 0 and reference[:, 0].max() == 0  # a margin, as in MNIST
+
+
+def test_dark_on_light_and_light_on_dark_give_the_same_digit(reference) -> None:
+    inverted = to_mnist(seven(ink=255, paper=0)).image
+    assert np.abs(inverted - reference).max() < 0.05
+
+
+@pytest.mark.parametrize("ink", [0, 255], ids=["black ink", "white ink"])
+def test_transparent_canvas_exports_read_like_opaque_ones(reference, ink: int) -> None:
+    alpha = np.asarray(seven(ink=255, paper=0))
+    rgba = np.zeros((*alpha.shape, 4), np.uint8)
+    rgba[..., :3] = ink
+    rgba[..., 3] = alpha
+    buffer = io.BytesIO()
+    Image.fromarray(rgba).save(buffer, "PNG")
+    assert np.abs(to_mnist(buffer.getvalue()).image - reference).max() < 0.05
+
+
+@pytest.mark.parametrize("size", [10, 28, 100, 280, 1000, 2000])
+def test_any_image_size_gives_a_centred_20_px_digit(reference, size: int) -> None:
+    prepared = to_mnist(seven(size=size, pen=max(1.5, 12 * size / 280)))
+    assert not prepared.empty
+    row, column = centre_of_mass(prepared.image)
+    assert abs(row - MNIST_CENTRE[0]) <= 1 and abs(column - MNIST_CENTRE[1]) <= 1
+    assert max(ink_extent(prepared.image)) in (DIGIT - 1, DIGIT, DIGIT + 1)
+    assert similarity(prepared.image, reference) > (0.6 if size == 10 else 0.9)
+
+
+def test_thin_pen_and_thick_marker_give_similar_strokes(reference) -> None:
+    thin = to_mnist(seven(pen=3)).image
+    thick = to_mnist(seven(pen=40, box=(0.2, 0.08, 0.8, 0.92))).image  # the same 7, drawn fat
+    assert similarity(thin, reference) > 0.9
+    assert similarity(thick, reference) > 0.9
+    # Ink coverage, a proxy for stroke width, within 35% of each other.
+    assert 0.65 < thin.sum() / thick.sum() < 1.35
+
+
+def test_off_centre_digit_is_centred_by_mass_and_scaled_to_20_px(reference) -> None:
+    prepared = to_mnist(seven(box=(0.02, 0.55, 0.3, 0.98), pen=6))
+    row, column = centre_of_mass(prepared.image)
+    assert abs(row - MNIST_CENTRE[0]) <= 1 and abs(column - MNIST_CENTRE[1]) <= 1
+    assert max(ink_extent(prepared.image)) in (DIGIT - 1, DIGIT, DIGIT + 1)
+    x0, y0, x1, y1 = prepared.ink_box
+    assert x0 < 0.08 * 280 and y0 > 0.5 * 280 and x1 < 0.35 * 280 and y1 <= 280
+
+
+def test_a_thin_one_is_not_stretched() -> None:
+    one = Image.new("L", (280, 280), 255)
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(one).line([(140, 40), (135, 240)], fill=0, width=10)
+    image = to_mnist(one).image
+    height, width = ink_extent(image)
+    assert height in (DIGIT - 1, DIGIT, DIGIT + 1) and width <= 6
+
+
+def test_specks_and_paper_grain_are_removed(reference) -> None:
+    rng = np.random.default_rng(1)
+    page = np.asarray(seven(), np.float64)
+    page = page - rng.uniform(0, 25, page.shape)  # paper grain
+    for row, column in rng.integers(10, 270, size=(12, 2)):
+        page[row:row + 3, column:column + 3] = 0  # specks, 3 px across, as dark as the ink
+    prepared = to_mnist(np.clip(page, 0, 255).astype(np.uint8), explain=True)
+    assert similarity(prepared.image, reference) > 0.97
+    denoised = dict(prepared.stages)["denoised"]
+    assert denoised[prepared_outside(denoised)].max() == 0  # nothing left away from the digit
+
+
+def prepared_outside(ink: np.ndarray) -> np.ndarray:
+    """Pixels outside the 7's drawing box (plus a margin), in the coordinates of `ink`."""
+    height, width = ink.shape
+    rows, columns = np.mgrid[:height, :width]
+    outside_columns = (columns < 0.18 * width) | (columns > 0.82 * width)
+    return outside_columns | (rows < 0.08 * height) | (rows > 0.92 * height)
+
+
+def test_photographed_paper_reads_like_a_clean_drawing() -> None:
+    clean = to_mnist(draw("0", 400, 7, (0.35, 0.25, 0.75, 0.8))).image
+    photo = to_mnist(photographed(draw("0", 400, 7, (0.35, 0.25, 0.75, 0.8)))).image
+    assert similarity(photo, clean) > 0.9
+
+
+@pytest.mark.parametrize("case", ["white", "black", "grain", "one speck", "faint smudge", "1x1", "2x2"])
+def test_blank_and_nearly_blank_images_are_empty(case: str) -> None:
+    rng = np.random.default_rng(0)
+    images = {
+        "white": np.full((280, 280), 255, np.uint8),
+        "black": np.zeros((100, 100), np.uint8),
+        "grain": np.clip(200 + rng.normal(0, 8, (300, 300)), 0, 255).astype(np.uint8),
+        "one speck": np.pad(np.zeros((3, 3), np.uint8), 140, constant_values=255),
+        "faint smudge": 230 - 6 * np.exp(-np.add.outer(*(2 * [np.linspace(-3, 3, 200) ** 2]))),
+        "1x1": np.zeros((1, 1), np.uint8),
+        "2x2": np.array([[0, 255], [255, 0]], np.uint8),
+    }
+    prepared = to_mnist(images[case])
+    assert prepared.empty and prepared.ink_box is None
+    found = ink_map(images[case])
+    assert found.empty and found.box is None and found.ink.max() == 0
+    assert prepared.image.shape == (SIDE, SIDE) and prepared.image.max() == 0
+
+
+def test_a_very_long_strip_is_handled_quickly() -> None:
+    strip = np.full((50, 50_000), 255, np.uint8)
+    strip[10:40, 25_000:25_020] = 0
+    started = time.perf_counter()
+    prepared = to_mnist(strip)
+    assert time.perf_counter() - started < 1.0
+    assert isinstance(prepared, Prepared)
+
+
+def test_a_small_digit_in_a_large_photo_is_read_at_full_resolution() -> None:
+    page = np.full((2400, 3200), 235, np.uint8)
+    page[1000:1120, 1500:1600] = np.asarray(draw("4", 120, 4, (0.05, 0.05, 0.95, 0.95), paper=235))[:, 10:110]
+    prepared = to_mnist(page)
+    assert not prepared.empty
+    x0, y0, x1, y1 = prepared.ink_box
+    assert 1495 <= x0 <= 1520 and 1000 <= y0 <= 1015 and 1575 <= x1 <= 1605 and 1105 <= y1 <= 1125
+    assert similarity(prepared.image, to_mnist(draw("4", 280, 10, (0.1, 0.05, 0.9, 0.95))).image) > 0.85
+
+
+def test_mnist_sized_input_passes_nearly_unchanged() -> None:
+    small = np.asarray(draw("0", 28, 2, (0.3, 0.15, 0.7, 0.85), ink=255, paper=0), np.float32) / 255
+    result = to_mnist(small).image
+    assert similarity(result, small) > 0.85  # the 18 px tall input becomes 20 px tall
+
+
+def test_explain_records_every_stage_and_draws_them(tmp_path) -> None:
+    prepared = to_mnist(seven(pen=3), explain=True)
+    names = [name for name, _ in prepared.stages]
+    assert names[:2] == ["grey", "oriented"] and names[-1] == "28x28"
+    assert {"ink", "denoised", "cropped", "stroke", "20px"} <= set(names)
+    assert np.array_equal(prepared.stages[-1][1], prepared.image)
+    assert to_mnist(seven()).stages == ()
+    path = tmp_path / "stages.png"
+    save_stages_png(prepared, path)
+    with Image.open(path) as picture:
+        assert picture.format == "PNG" and picture.width > picture.height
+
+
+def test_prepare_batch_and_the_stage_functions() -> None:
+    batch = prepare_batch([seven(), np.full((50, 50), 255, np.uint8), seven(ink=255, paper=0)])
+    assert batch.shape == (3, SIDE, SIDE) and batch.dtype == np.float32
+    assert batch[1].max() == 0 and np.abs(batch[0] - batch[2]).max() < 0.05
+    assert prepare_batch([]).shape == (0, SIDE, SIDE)
+    ink = to_ink(np.asarray(seven(), np.float32) / 255)
+    assert ink.min() == 0 and ink.max() == pytest.approx(1.0)
+    assert ink[5, 5] == 0 and center_ink(ink).shape == (SIDE, SIDE)
+    assert center_ink(np.zeros((30, 30))).max() == 0
+
+
+@pytest.mark.parametrize("name", sorted(golden_inputs()))
+def test_golden_outputs(name: str) -> None:
+    """Regenerate with `python tests/golden/regenerate.py` after an intended change."""
+    expected = np.load(Path(FOLDER) / f"{name}.npy")
+    actual = to_mnist(golden_inputs()[name]).image
+    assert np.abs(actual - expected).max() < 2e-3, f"{name}: max diff {np.abs(actual - expected).max():.4f}"
+
+
+@pytest.mark.mnist
+def test_real_mnist_digits_pass_through_nearly_unchanged(mnist) -> None:
+    digits = mnist.x_test[:300].astype(np.float32) / 255
+    prepared = prepare_batch(digits)
+    correlations = [correlation(a, b) for a, b in zip(prepared, digits, strict=True)]
+    assert np.median(correlations) > 0.97 and np.mean(correlations) > 0.95
