@@ -85,6 +85,22 @@ def test_train_then_evaluate_round_trip(tiny_folder: Path, tmp_path: Path) -> No
     assert first_created <= load_model_file(out / "model.safetensors").meta["created"]
 
 
+def test_train_the_shipped_recipe_then_evaluate_it_with_its_not_a_digit_class(
+        tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "robust"
+    result = run("train", "-m", "numbre-robust", "--epochs", "1", "--data", str(tiny_folder),
+                 "--out", str(out), "--threads", "1", "-q")
+    assert result.exit_code == 0, result.output
+    meta = load_model_file(out / "model.safetensors").meta
+    assert meta["class_names"] == [*map(str, range(10)), "not a digit"]
+    assert meta["rejection"]["fitted"]["images"] == 50  # the recipe holds out 1/12 of the training images
+    evaluated = run("evaluate", str(out), "--data", str(tiny_folder), "--json", "--no-png")
+    assert evaluated.exit_code == 0, evaluated.output
+    figures = json.loads(evaluated.output)
+    assert len(figures["per_class"]) == 11 and np.array(figures["confusion_matrix"]).sum() == 200
+    assert figures["accuracy"] == json.loads((out / "metrics.json").read_text())["accuracy"]
+
+
 def test_options_fall_back_to_environment_variables(tiny_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "env-run"
     result = run("train", "-m", "numbre-mlp", "--out", str(out), "-q",
