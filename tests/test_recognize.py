@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,8 @@ def test_every_input_kind_gives_the_same_answer(recognizer: Recognizer, tmp_path
     array = big(5)
     path = tmp_path / "five.png"
     path.write_bytes(png(array))
-    answers = [recognizer.predict(source) for source in
-               (array, png(array), path, str(path), Image.fromarray(array), Image.fromarray(array).convert("L"))]
+    sources = (array, png(array), path, str(path), Image.fromarray(array), Image.fromarray(array).convert("L"))
+    answers = [recognizer.predict(source) for source in sources]
     assert {answer.digit for answer in answers} == {5}
     assert max(abs(a.confidence - answers[0].confidence) for a in answers) < 1e-5
 
@@ -119,7 +120,7 @@ def test_read_whole_numbers(recognizer: Recognizer, digits, touching: bool, brok
     reading = recognizer.read(image)
     assert reading.number == "".join(map(str, digits)), reading.to_dict()
     boxes = [digit.box for digit in reading.digits]
-    assert all(a[2] <= b[2] for a, b in zip(boxes, boxes[1:], strict=False))  # left to right
+    assert all(a[2] <= b[2] for a, b in itertools.pairwise(boxes))  # left to right
     assert all(0 <= box[0] < box[2] <= image.shape[1] and 0 <= box[1] < box[3] <= image.shape[0]
                for box in boxes)
     assert set(reading.to_dict()) == {"number", "digits"}

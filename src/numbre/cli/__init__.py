@@ -35,7 +35,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from numbre.cli import data_cmd, evaluate_cmd, export_cmd, models_cmd, predict_cmd, train_cmd
+    from numbre.cli import data_cmd, evaluate_cmd, export_cmd, models_cmd, predict_cmd, serve_cmd, train_cmd
 
     cli.add_command(data_cmd.data)
     cli.add_command(models_cmd.models)
@@ -44,6 +44,7 @@ def _register() -> None:
     cli.add_command(export_cmd.export)
     cli.add_command(predict_cmd.predict)
     cli.add_command(predict_cmd.read)
+    cli.add_command(serve_cmd.serve)
 
 
 _register()
