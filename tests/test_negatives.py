@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from numbre.config import TrainConfig
-from numbre.negatives import KINDS, LETTERS, _GENERATORS, letter_bank, make_negatives, place_like_mnist
+from numbre.negatives import KINDS, LETTERS, letter_bank, make_negatives, place_like_mnist
 from numbre.reject import NOT_A_DIGIT, ink_statistics
 from numbre.train import Trainer, predict_logits
 
@@ -15,7 +15,7 @@ def by_kind(kind: str, count: int = 64) -> torch.Tensor:
     torch.manual_seed(0)
     digits = torch.zeros(8, 1, 28, 28)
     digits[:, 0, 4:24, 11:15] = 1.0  # "1"s for the pairs, 4 px wide: 2 px once squeezed
-    return place_like_mnist(_GENERATORS[kind](count, torch.device("cpu"), digits))
+    return make_negatives(count, digits=digits, kinds=(kind,))
 
 
 def test_negatives_are_placed_the_way_preprocessing_places_a_digit() -> None:

@@ -65,7 +65,8 @@ def test_every_input_kind_gives_the_same_answer(recognizer: Recognizer, tmp_path
     array = big(5)
     path = tmp_path / "five.png"
     path.write_bytes(png(array))
-    sources = (array, png(array), path, str(path), Image.fromarray(array), Image.fromarray(array).convert("L"))
+    sources = (array, png(array), path, str(path), Image.fromarray(array),
+               Image.fromarray(array).convert("L"))
     answers = [recognizer.predict(source) for source in sources]
     assert {answer.digit for answer in answers} == {5}
     assert max(abs(a.confidence - answers[0].confidence) for a in answers) < 1e-5

@@ -234,7 +234,7 @@ def numbre_best(num_classes: int = 10) -> nn.Module:
 
 @register_model(
     "numbre-robust", "numbre (shipped)",
-    Recipe(epochs=20, batch_size=128, warmup_fraction=0.1, label_smoothing=0.1, val_split=1 / 12,
+    Recipe(epochs=30, batch_size=128, warmup_fraction=0.1, label_smoothing=0.1, val_split=1 / 12,
            augment=True, augment_kind="drawn", negatives=0.1, **FAST_SGD),
     "unshuffle 2, Conv24, Conv48 pool, Conv96 pool, dense 10 + not a digit",
 )

@@ -6,8 +6,8 @@ measuring how well that works). So they are drawn here, the way preprocessing
 would hand them to the network (longer side of the ink 20 px, centred by mass,
 brightest pixel 1):
 
-- scribbles: one long wandering stroke that crosses itself;
-- polygons: closed outlines through 3 to 6 random corners (triangles, stars);
+- scribbles: a tangle, a coil of loops or a back-and-forth hatch;
+- polygons: triangles and five- or six-pointed stars;
 - blobs: filled irregular areas with shading, like a photographed object;
 - shapes: filled ellipses and rectangles, never thinner than 40% of their length,
   so none passes for a thick "1";
@@ -59,19 +59,19 @@ def add_negatives(images: torch.Tensor, labels: torch.Tensor, share: float,
     return torch.cat([images, negatives]), torch.cat([labels, extra])
 
 
-def make_negatives(count: int, device: torch.device | str = "cpu",
-                   digits: torch.Tensor | None = None) -> torch.Tensor:
-    """(count, 1, 28, 28) float32 non-digits in [0, 1], each of a random kind from KINDS.
+def make_negatives(count: int, device: torch.device | str = "cpu", digits: torch.Tensor | None = None,
+                   kinds: tuple[str, ...] = KINDS) -> torch.Tensor:
+    """(count, 1, 28, 28) float32 non-digits in [0, 1], each of a random kind from `kinds`.
 
     `digits` (B, 1, 28, 28) supplies the halves of the "pair" kind; without it
     those images are scribbles instead.
     """
     device = torch.device(device)
-    kinds = torch.randint(0, len(KINDS), (count,), device=device)
+    chosen = torch.randint(0, len(kinds), (count,), device=device)
     out = torch.zeros(count, 1, SIDE, SIDE, device=device)
     # One call per kind, never per image: each kind is drawn for all its images at once.
-    for index, kind in enumerate(KINDS):
-        where = (kinds == index).nonzero().flatten()
+    for index, kind in enumerate(kinds):
+        where = (chosen == index).nonzero().flatten()
         if len(where):
             out[where] = _GENERATORS[kind](len(where), device, digits)
     return place_like_mnist(out)
