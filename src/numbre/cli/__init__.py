@@ -35,7 +35,16 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from numbre.cli import data_cmd, evaluate_cmd, export_cmd, models_cmd, predict_cmd, serve_cmd, train_cmd
+    from numbre.cli import (
+        data_cmd,
+        draw_cmd,
+        evaluate_cmd,
+        export_cmd,
+        models_cmd,
+        predict_cmd,
+        serve_cmd,
+        train_cmd,
+    )
 
     cli.add_command(data_cmd.data)
     cli.add_command(models_cmd.models)
@@ -45,6 +54,7 @@ def _register() -> None:
     cli.add_command(predict_cmd.predict)
     cli.add_command(predict_cmd.read)
     cli.add_command(serve_cmd.serve)
+    cli.add_command(draw_cmd.draw)
 
 
 _register()
