@@ -88,3 +88,5 @@ def train(model: str, out: Path | None, resume: bool, overwrite: bool, data: str
     click.echo(f"training {result.train_seconds:.1f} s, whole command {total:.1f} s")
     click.echo(f"model file: {out / MODEL}")
     click.echo(f"evaluate it: numbre evaluate {out / MODEL}")
+    click.echo(f"use it:      numbre predict IMAGE --model {out / MODEL}   "
+               f"(or Recognizer.load({str(out / MODEL)!r}) in Python)")
