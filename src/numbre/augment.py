@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -62,7 +63,7 @@ class DrawnRange:
     elastic_cells: int = 4  # the field is random on a cells x cells grid, then smoothly upsampled
     thicker: float = 0.5  # share of images whose strokes grow, by up to one pixel each side
     thinner: float = 0.25  # share whose strokes shrink, by up to one pixel each side
-    blurred: float = 0.3  # share blurred by a 3x3 gaussian, with a random strength
+    blurred: float = 0.3  # share blurred by a 3x3 binomial (near-gaussian) kernel, random strength
     gamma: float = 0.5  # ink profile: pixels are raised to 2 ** uniform(-gamma, gamma)
 
 
@@ -100,7 +101,8 @@ def random_drawn(images: torch.Tensor, spread: DrawnRange = DrawnRange()) -> tor
     return images / top.clamp_min(1e-6)
 
 
-def _neighbourhood(images: torch.Tensor, combine) -> torch.Tensor:
+def _neighbourhood(images: torch.Tensor,
+                   combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Maximum (dilation) or minimum (erosion) over each pixel's 3x3 neighbourhood, zeros outside.
 
     Two passes of shifted slices: on CPU about ten times faster than max_pool2d with stride 1.

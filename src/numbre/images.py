@@ -82,8 +82,9 @@ def grey_pixels(image: Image.Image, reduce: int = 1) -> np.ndarray:
         return box_reduce(_scale_to_unit(np.asarray(image)), reduce)
     if mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info:
         rgba = np.asarray(image if mode == "RGBA" else image.convert("RGBA"))
-        if _sample(rgba)[..., 3].min() < 255:  # judged on a sample: a few unseen pixels do not matter
-            return _flatten_rgba(rgba, reduce)
+        sample = _sample(rgba)
+        if sample[..., 3].min() < 255:  # judged on a sample: a few unseen pixels do not matter
+            return _flatten_rgba(rgba, reduce, sample)
         image = image.convert("RGB")
     if mode not in ("L", "RGB", "1", "P"):
         image = image.convert("RGB")  # CMYK, YCbCr, LAB and HSV reach grey through RGB
@@ -104,13 +105,37 @@ def box_reduce(values: np.ndarray, factor: int) -> np.ndarray:
     height, width = values.shape
     if height % factor or width % factor:  # repeat the last row and column to fill the edge blocks
         values = np.pad(values, ((0, -height % factor), (0, -width % factor)), mode="edge")
+    if values.dtype in (np.uint8, np.bool_):
+        total = _integer_block_sums(values, factor, 1, 0)
+        total *= np.float32(1 / factor**2)
+        return total
+    # Float sums depend on their order: block by block, one row of the block after the other.
     accumulator = np.uint32 if values.dtype.kind in "ub" else np.float32
     total = values[::factor, ::factor].astype(accumulator)
     for row in range(factor):
         for column in range(factor):
             if row or column:
                 total += values[row::factor, column::factor]
-    return total.astype(np.float32) * np.float32(1 / factor**2)
+    return total.astype(np.float32, copy=False) * np.float32(1 / factor**2)
+
+
+def _integer_block_sums(values: np.ndarray, factor: int, channels: int, channel: int) -> np.ndarray:
+    """Sums (as float32) over factor x factor blocks of one channel of (H, W * channels) uint8 or bool.
+
+    Integer sums are exact in any order, so whole rows are added first (contiguous,
+    in the narrowest type that cannot overflow: several times faster than adding
+    strided blocks), then columns; an interleaved channel is picked out only once
+    the rows are summed. H and W must be multiples of `factor`.
+    """
+    accumulator = np.uint16 if factor * factor * 255 <= np.iinfo(np.uint16).max else np.uint32
+    rows = np.add(values[0::factor], values[1::factor], dtype=accumulator)  # factor >= 2
+    for row in range(2, factor):
+        rows += values[row::factor]
+    step = factor * channels
+    total = np.add(rows[:, channel::step], rows[:, channel + channels::step])
+    for column in range(2, factor):
+        total += rows[:, channel + column * channels::step]
+    return total.astype(np.float32)
 
 
 def flatten_alpha(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -221,12 +246,20 @@ def _check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:
 
 
 def _sample(image: np.ndarray) -> np.ndarray:
-    """Every n-th pixel in both directions, about 2,000 of them: enough to judge levels and colours."""
+    """Every n-th pixel in both directions, about 2,000 of them: enough to judge levels and colours.
+
+    The pixels of a contiguous 8-bit RGBA image are gathered as 32-bit words
+    into a contiguous copy: numpy converts a strided (n, n, 4) view one
+    4-byte pixel at a time, several times slower.
+    """
     step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 2_000)))
+    if image.ndim == 3 and image.shape[2] == 4 and image.dtype == np.uint8 and image.flags.c_contiguous:
+        words = np.ascontiguousarray(image.view(np.uint32)[::step, ::step, 0])
+        return words.view(np.uint8).reshape(*words.shape, 4)
     return image[::step, ::step]
 
 
-def _flatten_rgba(rgba: np.ndarray, reduce: int) -> np.ndarray:
+def _flatten_rgba(rgba: np.ndarray, reduce: int, sample: np.ndarray | None = None) -> np.ndarray:
     """`flatten_alpha` for an 8-bit (H, W, 4) image, box-shrunk by `reduce` on the way.
 
     A canvas export paints one colour and draws with alpha alone; then only
@@ -234,19 +267,40 @@ def _flatten_rgba(rgba: np.ndarray, reduce: int) -> np.ndarray:
     fast. Otherwise colour is premultiplied by alpha before shrinking, so the
     colour of transparent pixels (meaningless) never leaks into the edges.
     """
-    sample = _sample(rgba).astype(np.float32) * (1 / 255)
+    sample = _sample(rgba) if sample is None else sample
+    painted = sample[sample[..., 3] > 0]
+    if painted.size and not painted[:, :3].any():
+        # Black paint drawn by alpha alone (a canvas export): what the rule below makes of it,
+        # white behind black, without its float conversions.
+        alpha = _alpha_reduce(rgba, reduce)
+        alpha *= np.float32(1 / 255)
+        return np.subtract(1.0, alpha, out=alpha)
+    sample = sample.astype(np.float32) * (1 / 255)
     sample_grey, sample_alpha = sample[..., :3] @ _LUMA, sample[..., 3]
     background = _background_behind(sample_grey, sample_alpha)
     if background is None:
         return np.zeros((-(-rgba.shape[0] // reduce), -(-rgba.shape[1] // reduce)), np.float32)
     painted = sample_grey[sample_alpha > 0]
-    alpha = box_reduce(rgba[..., 3], reduce) * np.float32(1 / 255)
+    alpha = _alpha_reduce(rgba, reduce)
+    alpha *= np.float32(1 / 255)
     darkest, brightest = float(painted.min()), float(painted.max())
     if brightest - darkest < 0.02:  # one colour
-        return (alpha * ((darkest + brightest) / 2) + (1.0 - alpha) * background).astype(np.float32)
+        flat = alpha * ((darkest + brightest) / 2)
+        flat += np.subtract(1.0, alpha, out=alpha) * background
+        return flat
     luma = rgba[..., :3].astype(np.float32) @ _LUMA
     premultiplied = box_reduce(luma * rgba[..., 3], reduce) * np.float32(1 / 255 / 255)
     return (premultiplied + (1.0 - alpha) * background).astype(np.float32)
+
+
+def _alpha_reduce(rgba: np.ndarray, reduce: int) -> np.ndarray:
+    """`box_reduce` of the alpha channel of an 8-bit (H, W, 4) image, without copying the channel out."""
+    height, width = rgba.shape[:2]
+    if reduce <= 1 or height % reduce or width % reduce:
+        return box_reduce(rgba[..., 3], reduce)
+    total = _integer_block_sums(rgba.reshape(height, width * 4), reduce, 4, 3)
+    total *= np.float32(1 / reduce**2)
+    return total
 
 
 def _scale_to_unit(values: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ does not recognise as a digit is "not a digit" (see `numbre.reject`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from numbre.images import ImageSource
 from numbre.onnx_model import DEFAULT_ONNX, OnnxModel
 from numbre.preprocess import SIDE, InkMap, center_ink, ink_map
 from numbre.reject import Rejector
-from numbre.segment import split_digits
+from numbre.segment import count_digits, split_digits
 
 Box = tuple[int, int, int, int]
 
@@ -107,22 +106,23 @@ class Recognizer:
 
     def _predict_maps(self, maps: Sequence[InkMap]) -> list[Prediction]:
         results: list[Prediction | None] = [None] * len(maps)
-        images, where = [], []
+        images, where, boxes = [], [], []
         for index, found in enumerate(maps):
             if found.empty:
                 results[index] = self._empty()
                 continue
-            segments = split_digits(found.ink)
-            image = center_ink(found.ink)
-            if len(segments) > 1:
+            image = center_ink(found.ink, box=found.box)
+            if count_digits(found.ink) > 1:
                 results[index] = Prediction(None, 0.0, (0.0,) * 10, image, found.input_box(found.box),
                                             SEVERAL)
                 continue
             images.append(image)
-            where.append((index, found.input_box(found.box)))
-        for (index, box), prediction in zip(where, self._classify(np.stack(images) if images else None),
-                                            strict=True):
-            results[index] = dataclasses.replace(prediction, box=box)
+            where.append(index)
+            boxes.append(found.input_box(found.box))
+        if images:
+            batch = np.stack(images) if len(images) > 1 else images[0][None]  # one image: no copy
+            for index, prediction in zip(where, self._classify(batch, boxes), strict=True):
+                results[index] = prediction
         return [result for result in results if result is not None]
 
     # --- a whole number --------------------------------------------------------------------
@@ -135,26 +135,25 @@ class Recognizer:
         if not segments:
             return Reading(None, (), EMPTY)
         crops = np.stack([center_ink(segment.ink) for segment in segments])
-        digits = tuple(
-            dataclasses.replace(prediction, box=found.input_box(segment.box))
-            for segment, prediction in zip(segments, self._classify(crops), strict=True))
+        digits = tuple(self._classify(crops, [found.input_box(segment.box) for segment in segments]))
         if any(digit.digit is None for digit in digits):
             return Reading(None, digits, NOT_A_DIGIT)
         return Reading("".join(str(digit.digit) for digit in digits), digits)
 
     # --- the network -----------------------------------------------------------------------
-    def _classify(self, images: np.ndarray | None) -> list[Prediction]:
-        """(N, 28, 28) prepared digits -> predictions, with calibration and rejection applied."""
+    def _classify(self, images: np.ndarray | None,
+                  boxes: Sequence[Box | None] | None = None) -> list[Prediction]:
+        """(N, 28, 28) prepared digits (and their boxes) -> predictions, calibrated, rejection applied."""
         if images is None or len(images) == 0:
             return []
         logits = self.model.logits(images)
         probabilities, reasons = self.rejector.decide(logits, images)
         predictions = []
-        for image, row, reason in zip(images, probabilities, reasons, strict=True):
+        for index, (image, row, reason) in enumerate(zip(images, probabilities, reasons, strict=True)):
             best = int(np.argmax(row))
-            digit = None if reason else best
-            predictions.append(Prediction(digit, float(row[best]), tuple(float(p) for p in row), image,
-                                          None, reason))
+            values = row.tolist()
+            predictions.append(Prediction(None if reason else best, values[best], tuple(values), image,
+                                          boxes[index] if boxes else None, reason))
         return predictions
 
     @staticmethod

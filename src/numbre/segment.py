@@ -30,9 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from numbre.preprocess import INK, stroke_width
+from numbre.preprocess import INK, _step, components, stroke_width
 
 SPECK_FRACTION = 0.02  # components under this share of the biggest one's area are dropped
 SPLIT_ASPECT = 1.15  # a group wider than this times its height holds touching digits
@@ -76,19 +75,38 @@ class _Part:
 def split_digits(ink: np.ndarray) -> list[Segment]:
     """The digits of one line of writing, left to right; an empty list for a blank ink map."""
     ink = np.asarray(ink, dtype=np.float32)
+    return [_segment(part, ink) for part in _digit_parts(ink)]
+
+
+def count_digits(ink: np.ndarray) -> int:
+    """How many digits the ink map holds (0 for a blank one): answers "one digit or several?".
+
+    Always `len(split_digits(ink))`, without cutting out each digit's ink.
+    """
+    return len(_digit_parts(np.asarray(ink, dtype=np.float32)))
+
+
+def _digit_parts(ink: np.ndarray) -> list[_Part]:
+    """The digits of a float32 ink map as parts, left to right."""
     mask = ink >= INK
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    if count == 0:
+    found = components(mask)
+    if found.count == 0:
         return []
-    areas = np.bincount(labels.ravel())[1:]
+    if found.count == 1:
+        x0, x1 = int(found.x0.min()), int(found.x1.max())
+        y0, y1 = int(found.row[0]), int(found.row[-1]) + 1
+        if x1 - x0 <= JOINED_ASPECT * (y1 - y0):
+            # One piece no wider than one digit: nothing to cut or join (what `predict` mostly sees).
+            area = float(np.sum(found.ends - found.starts))
+            return [_Part(x0, y0, x1, y1, area, [1], mask[y0:y1, x0:x1])]
+    areas = found.areas()
     parts = []
-    for index, found in enumerate(ndimage.find_objects(labels)):
-        if found is None or areas[index] < SPECK_FRACTION * areas.max():
+    for index, (x0, y0, x1, y1) in enumerate(found.boxes()):
+        if areas[index] < SPECK_FRACTION * areas.max():
             continue
-        rows, columns = found
-        parts.append(_Part(columns.start, rows.start, columns.stop, rows.stop, float(areas[index]),
-                           [index + 1]))
+        parts.append(_Part(x0, y0, x1, y1, float(areas[index]), [index + 1]))
     line_height = max(part.height for part in parts)
+    labels = found.labels()
     stroke = max(1.0, stroke_width(mask.astype(np.float32)))
     # The width of one digit here: the median of the components that are not wider than tall
     # (most of them single digits), kept within a plausible range; without any, a typical proportion.
@@ -102,12 +120,7 @@ def split_digits(ink: np.ndarray) -> list[Segment]:
         pieces.extend(_split_touching(part, line_height, digit_width, stroke))
     digits = _merge_pieces(pieces, line_height)
     digits.sort(key=lambda part: (part.x0 + part.x1) / 2)
-    return [_segment(part, ink) for part in digits]
-
-
-def count_digits(ink: np.ndarray) -> int:
-    """How many digits the ink map holds (0 for a blank one): answers "one digit or several?"."""
-    return len(split_digits(ink))
+    return digits
 
 
 # --- merging the pieces of broken digits -------------------------------------------------------
@@ -276,7 +289,6 @@ def _trimmed(part: _Part, mask: np.ndarray) -> _Part | None:
 
 def _segment(part: _Part, ink: np.ndarray) -> Segment:
     """The part's ink crop; its mask grown by a pixel so anti-aliased edges below INK come along."""
-    mask = np.pad(part.mask, 1)
-    grown = ndimage.binary_dilation(mask, structure=np.ones((3, 3), bool))[1:-1, 1:-1]
+    grown = _step(part.mask, square=True, grow=True)
     window = ink[part.y0:part.y1, part.x0:part.x1]
     return Segment((part.x0, part.y0, part.x1, part.y1), (window * grown).astype(np.float32))
