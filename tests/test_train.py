@@ -28,6 +28,29 @@ def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {name: value.clone() for name, value in trainer.model.state_dict().items()}
 
 
+def assert_resume_matches(config: TrainConfig, tiny, tmp_path: Path, monkeypatch, into_second_epoch: int):
+    """Run `config` once straight through and once interrupted `into_second_epoch` steps into the
+    second epoch and resumed; the weights must be identical. Returns (reference, resumed)."""
+    reference = Trainer(config, tiny, tmp_path / "reference", progress=False)
+    reference.run()
+    real_learning_rate = learning_rate
+
+    def interrupt(cfg, step, total):
+        if step == reference.steps_per_epoch + into_second_epoch:
+            raise KeyboardInterrupt
+        return real_learning_rate(cfg, step, total)
+
+    monkeypatch.setattr(train_module, "learning_rate", interrupt)
+    with pytest.raises(TrainingError, match="interrupted"):
+        Trainer(config, tiny, tmp_path / "run", progress=False).run()
+    monkeypatch.setattr(train_module, "learning_rate", real_learning_rate)
+    resumed = Trainer(config, tiny, tmp_path / "run", progress=False)
+    resumed.run(resume=True)
+    for name, value in weights(reference).items():
+        assert torch.equal(value, weights(resumed)[name]), name
+    return reference, resumed
+
+
 def test_learns_the_synthetic_task_and_writes_its_record(tiny, tmp_path: Path) -> None:
     config = make_config(val_split=0.2)
     result = Trainer(config, tiny, tmp_path, command="numbre train", progress=False).run()
@@ -164,24 +187,8 @@ def test_resume_is_exact_for_the_sgd_shift_recipe(tiny, tmp_path, monkeypatch) -
     config = TrainConfig(model="numbre-fast", epochs=3, batch_size=32, optimizer="sgd", lr=0.05,
                          schedule="onecycle", warmup_start=0.0, weight_decay=5e-4, drop_last=True,
                          augment=True, augment_kind="shift", clean_last_epoch=True, threads=1)
-    reference = Trainer(config, tiny, tmp_path / "reference", progress=False)
+    reference, _ = assert_resume_matches(config, tiny, tmp_path, monkeypatch, 3)
     assert reference.steps_per_epoch == len(reference.x) // 32
-    reference.run()
-    real_learning_rate = learning_rate
-
-    def interrupt(cfg, step, total):
-        if step == reference.steps_per_epoch + 3:
-            raise KeyboardInterrupt
-        return real_learning_rate(cfg, step, total)
-
-    monkeypatch.setattr(train_module, "learning_rate", interrupt)
-    with pytest.raises(TrainingError, match="interrupted"):
-        Trainer(config, tiny, tmp_path / "run", progress=False).run()
-    monkeypatch.setattr(train_module, "learning_rate", real_learning_rate)
-    resumed = Trainer(config, tiny, tmp_path / "run", progress=False)
-    resumed.run(resume=True)
-    for name, value in weights(reference).items():
-        assert torch.equal(value, weights(resumed)[name]), name
 
 
 def test_warmup_can_start_from_zero() -> None:
@@ -211,23 +218,7 @@ def test_resume_is_exact_with_drawn_augmentation_and_negatives(tiny, tmp_path, m
     config = TrainConfig(model="numbre-fast", epochs=2, batch_size=32, optimizer="sgd", lr=0.05,
                          schedule="onecycle", warmup_start=0.0, drop_last=True, augment=True,
                          augment_kind="drawn", negatives=0.2, val_split=0.2, threads=1)
-    reference = Trainer(config, tiny, tmp_path / "reference", progress=False)
-    reference.run()
-    real_learning_rate = learning_rate
-
-    def interrupt(cfg, step, total):
-        if step == reference.steps_per_epoch + 2:
-            raise KeyboardInterrupt
-        return real_learning_rate(cfg, step, total)
-
-    monkeypatch.setattr(train_module, "learning_rate", interrupt)
-    with pytest.raises(TrainingError, match="interrupted"):
-        Trainer(config, tiny, tmp_path / "run", progress=False).run()
-    monkeypatch.setattr(train_module, "learning_rate", real_learning_rate)
-    resumed = Trainer(config, tiny, tmp_path / "run", progress=False)
-    resumed.run(resume=True)
-    for name, value in weights(reference).items():
-        assert torch.equal(value, weights(resumed)[name]), name
+    assert_resume_matches(config, tiny, tmp_path, monkeypatch, 2)
     meta = load_model_file(tmp_path / "run" / MODEL).meta
     assert meta["class_names"] == [*tiny.class_names, "not a digit"]
     policy = meta["rejection"]
