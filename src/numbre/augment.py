@@ -58,13 +58,16 @@ def random_shift(images: torch.Tensor, pixels: int = 2) -> torch.Tensor:
 class DrawnRange:
     """How far `random_drawn` moves a digit; each image draws its own amounts."""
 
-    affine: AffineRange = AffineRange(degrees=15.0, scale=0.15, shear=0.3, shift=2.5)
-    elastic: float = 1.5  # largest displacement in pixels of the smooth random field
+    # Stronger ranges (15 degrees, shear 0.3, 1.5 px wobble, half the images thicker) cost the
+    # shipped model's recipe 0.08 points of MNIST validation accuracy (99.48% against 99.56%, one
+    # run each) and rejected no more synthetic non-digits.
+    affine: AffineRange = AffineRange(degrees=12.0, scale=0.12, shear=0.2, shift=2.0)
+    elastic: float = 1.2  # largest displacement in pixels of the smooth random field
     elastic_cells: int = 4  # the field is random on a cells x cells grid, then smoothly upsampled
-    thicker: float = 0.5  # share of images whose strokes grow, by up to one pixel each side
-    thinner: float = 0.25  # share whose strokes shrink, by up to one pixel each side
-    blurred: float = 0.3  # share blurred by a 3x3 binomial (near-gaussian) kernel, random strength
-    gamma: float = 0.5  # ink profile: pixels are raised to 2 ** uniform(-gamma, gamma)
+    thicker: float = 0.4  # share of images whose strokes grow, by up to one pixel each side
+    thinner: float = 0.2  # share whose strokes shrink, by up to one pixel each side
+    blurred: float = 0.25  # share blurred by a 3x3 binomial (near-gaussian) kernel, random strength
+    gamma: float = 0.4  # ink profile: pixels are raised to 2 ** uniform(-gamma, gamma)
 
 
 def random_drawn(images: torch.Tensor, spread: DrawnRange = DrawnRange()) -> torch.Tensor:
