@@ -291,15 +291,20 @@ def _erase_band(shape: np.ndarray, rng: np.random.Generator, pen: float) -> np.n
     return np.where(cut, shape * np.clip(np.abs(along) - gap / 2, 0, 1), shape)
 
 
-def _touching_left(shape: np.ndarray, top: int, right_edge: np.ndarray, overlap: int) -> int:
-    """The left position at which `shape`'s strokes overlap the ink already placed by `overlap` px."""
+def _shared_rows(shape: np.ndarray, top: int, right_edge: np.ndarray):
+    """(row in shape, right edge of the ink already placed on that row, first ink column of `shape`)
+    for every row where both have ink."""
     mask = shape >= 0.5
-    best = None
     for row in np.flatnonzero(mask.any(axis=1)):
         placed = right_edge[top + row]
-        if placed < 0:
-            continue
-        first = int(np.argmax(mask[row]))
+        if placed >= 0:
+            yield int(row), int(placed), int(np.argmax(mask[row]))
+
+
+def _touching_left(shape: np.ndarray, top: int, right_edge: np.ndarray, overlap: int) -> int:
+    """The left position at which `shape`'s strokes overlap the ink already placed by `overlap` px."""
+    best = None
+    for _row, placed, first in _shared_rows(shape, top, right_edge):
         candidate = placed + 1 - first - overlap
         best = candidate if best is None else max(best, candidate)
     if best is None:  # no row in common: put the boxes side by side
@@ -311,15 +316,11 @@ def _link(shape: np.ndarray, top: int, left: int, right_edge: np.ndarray,
           pen: float) -> tuple[int, int, int] | None:
     """(row, from column, to column) of a stroke joining `shape` to the ink on its left, or None
     when they already touch."""
-    mask = shape >= 0.5
     best = None
-    for row in np.flatnonzero(mask.any(axis=1)):
-        placed = right_edge[top + row]
-        if placed < 0:
-            continue
-        first = left + int(np.argmax(mask[row]))
+    for row, placed, first_in_shape in _shared_rows(shape, top, right_edge):
+        first = left + first_in_shape
         if best is None or first - placed < best[2] - best[1]:
-            best = (top + int(row), int(placed), first)
+            best = (top + row, placed, first)
     if best is None or best[2] - best[1] <= 1 or best[2] - best[1] > 3 * pen:
         return None  # touching already, or too far apart for a natural joining stroke
     row, start, stop = best

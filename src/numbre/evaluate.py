@@ -84,3 +84,26 @@ def format_report(metrics: Metrics) -> str:
     for index, name in enumerate(names):
         lines.append(f"{name:<{width}}" + "".join(f"{count:>{cell}d}" for count in metrics.confusion[index]))
     return "\n".join(lines)
+
+
+def data_class_names(model_class_names: list[str]) -> list[str]:
+    """The classes of the data a model was trained on: its own, without a trailing "not a digit"
+    class (which is an answer, never a label)."""
+    from numbre.reject import NOT_A_DIGIT
+
+    return model_class_names[:-1] if model_class_names[-1:] == [NOT_A_DIGIT] else model_class_names
+
+
+def evaluate_network(network, model_file, dataset) -> Metrics:
+    """Metrics of a loaded torch model (`numbre.checkpoint.load_torch_model`) on `dataset`'s test
+    set. A "not a digit" answer for a test image counts as an error, as in training."""
+    from numbre.errors import NumbreError
+    from numbre.train import predict_logits, to_tensors
+
+    names = model_file.class_names
+    if len(data_class_names(names)) != dataset.num_classes:
+        raise NumbreError(f"{model_file.path} knows {len(names)} classes but "
+                          f"{dataset.name} has {dataset.num_classes}; evaluate it on its own data")
+    x_test, _ = to_tensors(dataset.x_test, dataset.y_test, next(network.parameters()).device)
+    logits = predict_logits(network, x_test).numpy()
+    return compute_metrics(logits, dataset.y_test, names)

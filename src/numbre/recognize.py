@@ -25,14 +25,13 @@ from numbre.errors import ModelFileError
 from numbre.images import ImageSource
 from numbre.onnx_model import DEFAULT_ONNX, OnnxModel
 from numbre.preprocess import SIDE, InkMap, center_ink, ink_map
-from numbre.reject import Rejector
+from numbre.reject import NOT_A_DIGIT, Rejector
 from numbre.segment import count_digits, split_digits
 
 Box = tuple[int, int, int, int]
 
 EMPTY = "empty"
 SEVERAL = "several digits"
-NOT_A_DIGIT = "not a digit"
 
 
 @dataclass(frozen=True)

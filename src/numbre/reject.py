@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from numbre.evaluate import softmax
+
 NOT_A_DIGIT = "not a digit"
 DIGITS = 10  # the first ten logits are the digits 0-9; an eleventh, if any, is NOT_A_DIGIT
 INK = 0.5  # a pixel at or above this is ink, as in preprocessing
@@ -78,12 +80,6 @@ class Rejector:
     def from_meta(cls, meta: dict[str, Any]) -> Rejector:
         """The policy stored in a model file's metadata; a model trained without one rejects nothing."""
         return cls.from_dict(meta.get(META_KEY) or {})
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def ink_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

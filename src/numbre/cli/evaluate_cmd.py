@@ -22,23 +22,12 @@ def evaluate(model: Path | None, data: str | None, as_json: bool, png: Path, no_
     require_torch()
     from numbre.checkpoint import load_torch_model
     from numbre.data import load_dataset
-    from numbre.errors import NumbreError
-    from numbre.evaluate import compute_metrics, format_report
-    from numbre.reject import NOT_A_DIGIT
-    from numbre.train import predict_logits, to_tensors
+    from numbre.evaluate import evaluate_network, format_report
 
     network, model_file = load_torch_model(model)
     dataset = load_dataset(data, quiet=as_json)
+    metrics = evaluate_network(network, model_file, dataset)
     names = model_file.class_names
-    # A model trained with negatives has one class more than its data: "not a digit", which
-    # counts as an error whenever it is the answer for a test image.
-    data_classes = names[:-1] if names[-1:] == [NOT_A_DIGIT] else names
-    if len(data_classes) != dataset.num_classes:
-        raise NumbreError(f"{model_file.path} knows {len(names)} classes but "
-                          f"{dataset.name} has {dataset.num_classes}; evaluate it on its own data")
-    x_test, _ = to_tensors(dataset.x_test, dataset.y_test, next(network.parameters()).device)
-    logits = predict_logits(network, x_test).numpy()
-    metrics = compute_metrics(logits, dataset.y_test, names)
     if not no_png:
         from numbre.plots import confusion_heatmap
 
