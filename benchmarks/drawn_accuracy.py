@@ -29,28 +29,21 @@ from numbre.data import load_dataset
 from numbre.drawn import STYLES, drawn_digit, drawn_number
 from numbre.images import load_image
 from numbre.preprocess import DIGIT, STROKE_SCALE, _resize, ink_box, ink_map, stroke_width, to_ink, to_mnist
+from numbre.recognize import Recognizer
 from numbre.segment import split_digits
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "runs" / "default" / "model.safetensors"
-Recognizer = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 in [0, 1] -> (N,) predicted classes
+Answers = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 in [0, 1] -> (N,) predicted classes
 VARIANTS = {"default": {}, "no stroke normalisation": {"normalise_stroke": False},
             "with deskew": {"deskew": True}}
 
 
-def torch_recognizer(path: Path | None) -> Recognizer:
-    """The model call, kept behind one function so an ONNX Runtime session can replace it."""
-    import torch
+def model_answers(recognizer: Recognizer) -> Answers:
+    """The network's most likely digit for prepared 28x28 images (no rejection): for the ablation."""
 
-    from numbre.checkpoint import load_torch_model
+    def answers(images: np.ndarray) -> np.ndarray:
+        return recognizer.model.logits(images)[:, :10].argmax(axis=1)
 
-    network, _ = load_torch_model(path)
-
-    def recognize(images: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            logits = network(torch.from_numpy(np.ascontiguousarray(images, np.float32))[:, None])
-        return logits.argmax(dim=1).numpy()
-
-    return recognize
+    return answers
 
 
 def rendered(style: str, digits: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -58,32 +51,63 @@ def rendered(style: str, digits: np.ndarray, seed: int) -> list[np.ndarray]:
     return [drawn_digit(digit, rng, style=style) for digit in digits]
 
 
-def accuracy(recognize: Recognizer, images: np.ndarray, labels: np.ndarray) -> float:
-    batches = [recognize(images[start:start + 500]) for start in range(0, len(images), 500)]
-    predictions = np.concatenate(batches)
-    return float((predictions == labels).mean())
+def read_digits(recognizer: Recognizer, images: list, labels: np.ndarray) -> tuple[float, float, float]:
+    """End to end as a user gets it: accuracy (the right digit named), rejected share, and
+    accuracy of the answers given (a rejection is "not a digit", "several digits" or "empty")."""
+    named = np.array([-1 if p.digit is None else p.digit for p in recognizer.predict_batch(images)])
+    answered = named >= 0
+    accepted = float((named[answered] == labels[answered]).mean()) if answered.any() else float("nan")
+    return float((named == labels).mean()), float(1 - answered.mean()), accepted
 
 
-def accuracy_table(recognize: Recognizer, count: int, seed: int, ablation: bool) -> None:
+def accuracy_table(recognizer: Recognizer, count: int, seed: int, ablation: bool) -> None:
     mnist = load_dataset(quiet=True)
     digits, labels = mnist.x_test[:count], mnist.y_test[:count].astype(np.int64)
-    variants = VARIANTS if ablation else {"default": {}}
-    inputs = {"mnist 28x28 via to_mnist": list(digits)}
+    inputs = {"MNIST 28x28 through the pipeline": list(digits)}
     started = time.perf_counter()
     for index, style in enumerate(STYLES):
-        inputs[style] = rendered(style, digits, seed + index)
+        inputs[f"drawn: {style}"] = rendered(style, digits, seed + index)
     print(f"rendered {count} digits x {len(STYLES)} styles in {time.perf_counter() - started:.0f} s\n")
-    header = "| input | n | " + " | ".join(variants) + " |"
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
-    raw = accuracy(recognize, digits.astype(np.float32) / 255, labels)
-    print(f"| raw MNIST 28x28 (no preprocessing) | {count} | {raw:.2%} |" + " |" * (len(variants) - 1))
+    print("Recognizer.predict_batch, end to end (decode, preprocess, network, rejection):\n")
+    print("| input | n | accuracy | rejected | accuracy of answers given |\n|---|---:|---:|---:|---:|")
     for name, images in inputs.items():
-        cells = []
-        for options in variants.values():
-            prepared = np.stack([to_mnist(image, **options).image for image in images])
-            cells.append(f"{accuracy(recognize, prepared, labels):.2%}")
-        print(f"| {name} | {count} | " + " | ".join(cells) + " |")
+        right, rejected, accepted = read_digits(recognizer, images, labels)
+        print(f"| {name} | {count} | {right:.2%} | {rejected:.2%} | {accepted:.2%} |")
+    if ablation:
+        answers = model_answers(recognizer)
+        print("\nThe network's top digit (no rejection) with each optional preprocessing step:\n")
+        print("| input | " + " | ".join(VARIANTS) + " |\n|---|" + "---:|" * len(VARIANTS))
+        for name, images in inputs.items():
+            cells = []
+            for options in VARIANTS.values():
+                prepared = np.stack([to_mnist(image, **options).image for image in images])
+                cells.append(f"{float((answers(prepared) == labels).mean()):.2%}")
+            print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def number_table(recognizer: Recognizer, count: int, seed: int) -> None:
+    """Digit-string exact match of `Recognizer.read` on written numbers of 2-8 digits."""
+    mnist = load_dataset(quiet=True)
+    rng = np.random.default_rng(seed)
+    print(f"\nRecognizer.read on {count} written numbers per kind (2-8 digits, styles in turn):\n")
+    print("| kind | numbers | exact match | digits right | read as a number |\n|---|---:|---:|---:|---:|")
+    for kind, options in {"apart": {}, "touching": {"touching": True}, "broken strokes": {"broken": True},
+                          "touching and broken": {"touching": True, "broken": True}}.items():
+        exact = digits_right = digits_total = answered = 0
+        for index in range(count):
+            chosen = rng.choice(len(mnist.x_test), size=int(rng.integers(2, 9)), replace=False)
+            truth = "".join(str(int(mnist.y_test[i])) for i in chosen)
+            image = drawn_number([mnist.x_test[i] for i in chosen], rng, style=STYLES[index % len(STYLES)],
+                                 **options)
+            reading = recognizer.read(image)
+            exact += reading.number == truth
+            answered += reading.number is not None
+            found = "".join("?" if d.digit is None else str(d.digit) for d in reading.digits)
+            if len(found) == len(truth):
+                digits_right += sum(a == b for a, b in zip(found, truth, strict=True))
+            digits_total += len(truth)
+        print(f"| {kind} | {count} | {exact / count:.2%} | {digits_right / digits_total:.2%} "
+              f"| {answered / count:.2%} |")
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -143,7 +167,9 @@ def calibrate(count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None,
-                        help=f"model file (default: {DEFAULT_MODEL} if present, else the shipped model)")
+                        help="ONNX file, model file or run folder (default: the shipped model)")
+    parser.add_argument("--numbers", type=int, default=300,
+                        help="written numbers per kind for the exact-match table (default: 300)")
     parser.add_argument("--n", type=int, default=2000, help="MNIST test digits per style (default: 2000)")
     parser.add_argument("--seed", type=int, default=0, help="rendering seed (default: 0)")
     parser.add_argument("--ablation", action="store_true", help="also measure without each optional step")
@@ -154,9 +180,10 @@ def main() -> None:
         calibrate(args.n)
         return
     if not args.timing_only:
-        model = args.model or (DEFAULT_MODEL if DEFAULT_MODEL.exists() else None)
-        print(f"model: {model or 'shipped default'}")
-        accuracy_table(torch_recognizer(model), args.n, args.seed, args.ablation)
+        recognizer = Recognizer.load(args.model)
+        print(f"model: {recognizer.model.path} ({recognizer.meta['architecture']})")
+        accuracy_table(recognizer, args.n, args.seed, args.ablation)
+        number_table(recognizer, args.numbers, args.seed)
     timings(args.seed)
 
 

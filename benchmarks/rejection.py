@@ -35,9 +35,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from numbre.data import load_dataset
 from numbre.drawn import STYLES, drawn_digit
-from numbre.modelfile import load_model_file
 from numbre.negatives import LETTERS, font_files
+from numbre.onnx_model import OnnxModel
 from numbre.preprocess import to_mnist
+from numbre.recognize import resolve_onnx
 from numbre.reject import DIGITS, SIGNS, Rejector, expected_calibration_error, fit_rejector
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -48,18 +49,13 @@ VARIANTS = {"confidence only": ("confidence",), "ink + stroke only": ("ink", "st
             "confidence + class (default)": ("confidence", "not_a_digit"), "all four": SIGNS}
 
 
-def torch_logits(path: Path | None) -> Logits:
-    """The model call, kept behind one function so an ONNX Runtime session can replace it."""
-    import torch
-
-    from numbre.checkpoint import load_torch_model
-
-    network, _ = load_torch_model(path)
+def onnx_logits(model: OnnxModel) -> Logits:
+    """The model call the Recognizer makes: ONNX Runtime, in batches of 1,000."""
 
     def logits(images: np.ndarray) -> np.ndarray:
-        batch = torch.from_numpy(np.ascontiguousarray(images, np.float32))[:, None]
-        with torch.inference_mode():
-            return torch.cat([network(part) for part in batch.split(1000)]).numpy()
+        batch = np.ascontiguousarray(images, np.float32)
+        return np.concatenate([model.logits(batch[start:start + 1000])
+                               for start in range(0, len(batch), 1000)])
 
     return logits
 
@@ -134,7 +130,7 @@ def percent(value: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None,
-                        help="Model file or run folder (default: the shipped model).")
+                        help="ONNX file, model file or run folder (default: the shipped model).")
     parser.add_argument("--fashion", type=Path, default=FASHION,
                         help=f"Fashion-MNIST folder (default: {FASHION}).")
     parser.add_argument("--drawn", type=int, default=1000,
@@ -145,11 +141,12 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    model_file = load_model_file(args.model)
-    if "rejection" not in model_file.meta:
-        raise SystemExit(f"{model_file.path} has no rejection policy (trained without a validation split)")
-    policy = Rejector.from_meta(model_file.meta)
-    logits_of = torch_logits(args.model)
+    model = OnnxModel.load(resolve_onnx(args.model))  # what `numbre predict` and the server run
+    meta = model.meta
+    if "rejection" not in meta:
+        raise SystemExit(f"{model.path} has no rejection policy (trained without a validation split)")
+    policy = Rejector.from_meta(meta)
+    logits_of = onnx_logits(model)
     mnist = load_dataset(quiet=True)
     fashion = load_dataset(str(args.fashion), quiet=True)
     rng = np.random.default_rng(0)
@@ -173,8 +170,9 @@ def main() -> None:
     logits = {name: logits_of(images) for name, (images, _, _) in sets.items()}
 
     fitted = policy.fitted
-    print(f"model {model_file.path} ({model_file.architecture}), test accuracy "
-          f"{model_file.meta.get('test', {}).get('accuracy', float('nan')):.2%}")
+    form = f", {meta['quantized']}" if "quantized" in meta else ""
+    print(f"model {model.path} ({meta['architecture']}{form}), float model's test accuracy "
+          f"{meta.get('test', {}).get('accuracy', float('nan')):.2%}")
     print(f"policy: temperature {policy.temperature:.3f}, min confidence {policy.min_confidence:.4f}, "
           f"max not-a-digit {policy.max_not_a_digit:.4f}, max ink {policy.max_ink:.4f}, "
           f"max stroke {policy.max_stroke:.3f} px; fitted on {fitted.get('images')} validation digits "
@@ -199,7 +197,7 @@ def main() -> None:
         for index, name in enumerate(fashion.class_names)))
 
     if not args.no_ablation:
-        count = model_file.meta["data"]["val_images"]
+        count = meta["data"]["val_images"]
         val_images = mnist.x_train[-count:].astype(np.float32) / 255
         val_logits, val_labels = logits_of(val_images), mnist.y_train[-count:]
         shown = ["MNIST test, preprocessed", "MNIST test drawn: photo", "Fashion-MNIST test, preprocessed",
@@ -209,7 +207,7 @@ def main() -> None:
         print("| signs | " + " | ".join(shown) + " |")
         print("|---|" + "---:|" * len(shown))
         for variant, signs in VARIANTS.items():
-            if "not_a_digit" in signs and len(model_file.class_names) <= DIGITS:
+            if "not_a_digit" in signs and len(model.class_names) <= DIGITS:
                 continue
             refitted = fit_rejector(val_logits, val_labels, val_images,
                                     fitted.get("target_rejected", 0.005), signs=signs)

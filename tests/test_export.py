@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,22 @@ def test_int8_export_keeps_the_answers_of_a_trained_model(tiny, tmp_path: Path) 
     with torch.inference_mode():
         expected = network(torch.from_numpy(images[:, None])).numpy().argmax(1)
     assert (runtime.logits(images).argmax(1) == expected).mean() >= 0.97
+
+
+def test_evaluate_runs_an_onnx_file_as_the_inference_install_does(tiny_folder: Path, tmp_path: Path) -> None:
+    """`numbre evaluate model.onnx` scores the ONNX Runtime answers: the same as torch's for a
+    float export."""
+    source = untrained_model_file("numbre-fast", tmp_path)
+    onnx_path = export_onnx(source, tmp_path / "model.onnx")
+    runner = CliRunner()
+    figures = {}
+    for model in (source, onnx_path):
+        result = runner.invoke(cli, ["evaluate", str(model), "--data", str(tiny_folder), "--json",
+                                     "--no-png"])
+        assert result.exit_code == 0, result.output
+        figures[model.suffix] = json.loads(result.output)
+    assert figures[".onnx"]["model"] == str(onnx_path)
+    assert figures[".onnx"]["architecture"] == "numbre-fast"
+    assert sum(map(sum, figures[".onnx"]["confusion_matrix"])) == 200
+    assert figures[".onnx"]["confusion_matrix"] == figures[".safetensors"]["confusion_matrix"]
+    assert figures[".onnx"]["loss"] == pytest.approx(figures[".safetensors"]["loss"], abs=1e-4)

@@ -11,8 +11,9 @@ from numbre.checkpoint import load_torch_model
 from numbre.cli import cli
 from numbre.config import TrainConfig
 from numbre.data.known import MNIST
-from numbre.evaluate import compute_metrics
+from numbre.evaluate import compute_metrics, evaluate_onnx
 from numbre.modelfile import DEFAULT_MODEL, load_model_file
+from numbre.onnx_model import DEFAULT_ONNX, OnnxModel
 from numbre.train import Trainer, predict_logits, to_tensors
 
 pytestmark = pytest.mark.mnist
@@ -40,9 +41,21 @@ def test_the_shipped_model_reaches_its_recorded_accuracy(mnist) -> None:
     assert meta["command"].startswith("numbre train")
     assert meta["data"]["checksum"] == MNIST_CHECKSUM
     x_test, _ = to_tensors(mnist.x_test, mnist.y_test, next(network.parameters()).device)
-    metrics = compute_metrics(predict_logits(network, x_test).numpy(), mnist.y_test, mnist.class_names)
+    metrics = compute_metrics(predict_logits(network, x_test).numpy(), mnist.y_test,
+                              model_file.class_names)
     assert metrics.accuracy >= 0.996
     assert metrics.accuracy == pytest.approx(meta["test"]["accuracy"], abs=2e-4)
+
+
+def test_the_shipped_onnx_model_is_the_shipped_weights_and_as_accurate(mnist) -> None:
+    """The inference install answers with the ONNX file: it must come from the shipped weights
+    and keep the 99.6% floor (it is int8: a few answers may differ from the float model's)."""
+    onnx_model = OnnxModel.load(DEFAULT_ONNX)
+    assert onnx_model.meta["source_weights_sha256"] == load_model_file().meta["weights_sha256"]
+    metrics = evaluate_onnx(onnx_model, mnist)
+    assert metrics.count == 10_000
+    assert metrics.accuracy >= 0.996, metrics.summary()
+    assert abs(metrics.accuracy - onnx_model.meta["test"]["accuracy"]) <= 0.001
 
 
 def test_evaluate_without_a_model_evaluates_the_shipped_one(mnist, monkeypatch) -> None:

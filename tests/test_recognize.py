@@ -13,6 +13,8 @@ from PIL import Image
 from numbre import Prediction, Reading, Recognizer
 from numbre.drawn import drawn_digit, drawn_number, glyph
 from numbre.errors import NumbreError
+from numbre.preprocess import ink_map
+from numbre.segment import count_digits
 
 DIGITS = range(10)
 
@@ -109,6 +111,17 @@ def test_several_digits_in_predict_point_to_read(recognizer: Recognizer) -> None
     number = drawn_number([glyph(digit) for digit in (4, 2)], np.random.default_rng(1))
     answer = recognizer.predict(number)
     assert answer.digit is None and answer.reason == "several digits"
+
+
+@pytest.mark.parametrize("digit", [0, 3, 4, 8])
+def test_a_digit_with_a_gap_is_one_digit_not_several(recognizer: Recognizer, digit: int) -> None:
+    """A pen that skips leaves one digit in two side-by-side pieces; it is still read."""
+    broken = glyph(digit).copy()
+    broken[:, 13:15] = 0  # a gap down the middle: the ink falls into a left and a right piece
+    image = np.kron(broken, np.ones((10, 10), np.uint8))
+    assert count_digits(ink_map(image).ink) == 2
+    answer = recognizer.predict(image)
+    assert answer.digit == digit and answer.reason is None, answer
 
 
 @pytest.mark.parametrize(("digits", "touching", "broken"), [

@@ -94,16 +94,28 @@ def data_class_names(model_class_names: list[str]) -> list[str]:
     return model_class_names[:-1] if model_class_names[-1:] == [NOT_A_DIGIT] else model_class_names
 
 
+def _check_classes(names: list[str], path, dataset) -> None:
+    from numbre.errors import NumbreError
+
+    if len(data_class_names(names)) != dataset.num_classes:
+        raise NumbreError(f"{path} knows {len(names)} classes but "
+                          f"{dataset.name} has {dataset.num_classes}; evaluate it on its own data")
+
+
 def evaluate_network(network, model_file, dataset) -> Metrics:
     """Metrics of a loaded torch model (`numbre.checkpoint.load_torch_model`) on `dataset`'s test
     set. A "not a digit" answer for a test image counts as an error, as in training."""
-    from numbre.errors import NumbreError
     from numbre.train import predict_logits, to_tensors
 
-    names = model_file.class_names
-    if len(data_class_names(names)) != dataset.num_classes:
-        raise NumbreError(f"{model_file.path} knows {len(names)} classes but "
-                          f"{dataset.name} has {dataset.num_classes}; evaluate it on its own data")
+    _check_classes(model_file.class_names, model_file.path, dataset)
     x_test, _ = to_tensors(dataset.x_test, dataset.y_test, next(network.parameters()).device)
     logits = predict_logits(network, x_test).numpy()
-    return compute_metrics(logits, dataset.y_test, names)
+    return compute_metrics(logits, dataset.y_test, model_file.class_names)
+
+
+def evaluate_onnx(model, dataset) -> Metrics:
+    """Metrics of an ONNX model (`numbre.onnx_model.OnnxModel`) on `dataset`'s test set, without
+    torch: what the inference install (and an int8 export) really answers."""
+    _check_classes(model.class_names, model.path, dataset)
+    logits = model.logits(dataset.x_test.astype(np.float32) / 255)
+    return compute_metrics(logits, dataset.y_test, model.class_names)

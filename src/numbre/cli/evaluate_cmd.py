@@ -18,28 +18,37 @@ from numbre.cli.options import data_option, require_torch
               help="Where to write the confusion matrix heat map.")
 @click.option("--no-png", is_flag=True, help="Do not write the heat map.")
 def evaluate(model: Path | None, data: str | None, as_json: bool, png: Path, no_png: bool) -> None:
-    """Evaluate MODEL (a model file or run folder; default: the shipped model) on the test set."""
-    require_torch()
-    from numbre.checkpoint import load_torch_model
+    """Evaluate MODEL (a model file, run folder or .onnx export; default: the shipped model) on the
+    test set. An .onnx file runs in ONNX Runtime, as the inference install reads images."""
     from numbre.data import load_dataset
-    from numbre.evaluate import evaluate_network, format_report
+    from numbre.evaluate import evaluate_network, evaluate_onnx, format_report
 
-    network, model_file = load_torch_model(model)
-    dataset = load_dataset(data, quiet=as_json)
-    metrics = evaluate_network(network, model_file, dataset)
-    names = model_file.class_names
+    if model is not None and model.suffix == ".onnx":
+        from numbre.onnx_model import OnnxModel
+
+        onnx_model = OnnxModel.load(model)
+        path, architecture = onnx_model.path, onnx_model.meta["architecture"]
+        dataset = load_dataset(data, quiet=as_json)
+        metrics = evaluate_onnx(onnx_model, dataset)
+    else:
+        require_torch()
+        from numbre.checkpoint import load_torch_model
+
+        network, model_file = load_torch_model(model)
+        path, architecture = model_file.path, model_file.architecture
+        dataset = load_dataset(data, quiet=as_json)
+        metrics = evaluate_network(network, model_file, dataset)
     if not no_png:
         from numbre.plots import confusion_heatmap
 
-        confusion_heatmap(metrics.confusion, names, png,
-                          title=f"{model_file.architecture} on {dataset.name} test "
-                                f"({metrics.accuracy:.2%})")
+        confusion_heatmap(metrics.confusion, list(metrics.class_names), png,
+                          title=f"{architecture} on {dataset.name} test ({metrics.accuracy:.2%})")
     if as_json:
-        click.echo(json.dumps({"model": str(model_file.path), "architecture": model_file.architecture,
+        click.echo(json.dumps({"model": str(path), "architecture": architecture,
                                "dataset": dataset.name, "data_checksum": dataset.checksum,
                                **metrics.to_dict()}))
         return
-    click.echo(f"model {model_file.path} ({model_file.architecture}) on {dataset.name} test set")
+    click.echo(f"model {path} ({architecture}) on {dataset.name} test set")
     click.echo(format_report(metrics))
     if not no_png:
         click.echo(f"\nwrote {png}")
