@@ -3,10 +3,16 @@
 Checkpoints hold the model, the optimizer's tensors, torch's RNG state and the
 loop position (epoch, step, running sums, history) as JSON metadata, so
 `--resume` continues exactly where a run stopped, and nothing is unpickled.
+
+A checkpoint is written atomically (`numbre.atomic`): a run killed while
+writing one, or stopped by a full disk, leaves the previous checkpoint whole
+(tests/test_kill_resume.py kills `numbre train` at such moments). Weights that
+have become NaN or infinite are never written over a good checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from numbre.errors import ModelFileError
+from numbre.errors import ModelFileError, TrainingError
 from numbre.modelfile import ModelFile, load_model_file, save_model_file
 from numbre.models import create_model
 
@@ -48,13 +54,44 @@ def load_torch_model(path: Path | str | None = None) -> tuple[nn.Module, ModelFi
     return build_model(model_file), model_file
 
 
+def first_non_finite(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> str | None:
+    """The name of the first weight or optimizer tensor holding NaN or infinity; None if all are finite."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            return f"weight {name}"
+    for index, values in (optimizer.state_dict()["state"].items() if optimizer is not None else ()):
+        for key, value in values.items():
+            if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+                return f"optimizer state {key} of parameter {index}"
+    return None
+
+
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Delete the temporary files of writes that were killed before they finished; return them.
+
+    Only a process that owns the folder (one training run per run folder) may
+    call this: another process's write in progress would be deleted too.
+    """
+    removed = []
+    for partial in Path(folder).glob(".*.part"):
+        with contextlib.suppress(OSError):
+            partial.unlink()
+            removed.append(partial)
+    return removed
+
+
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     position: dict[str, Any], rng_state: torch.Tensor | None = None) -> None:
     """Write model + optimizer + RNG + loop position atomically.
 
     `rng_state` is torch's RNG state at the start of the step the loop will run
     next (an interrupted step may already have drawn its random numbers).
+    Non-finite weights are refused, so the checkpoint already at `path` stays
+    the last good one.
     """
+    if (bad := first_non_finite(model, optimizer)) is not None:
+        raise TrainingError(f"not writing {path}: the {bad} holds NaN or infinite values (training "
+                            "diverged); lower --lr. The previous checkpoint, if any, is kept")
     tensors = {f"model.{name}": array for name, array in state_to_numpy(model).items()}
     optimizer_state = optimizer.state_dict()
     for index, values in optimizer_state["state"].items():
@@ -73,13 +110,25 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     model_file = load_model_file(path)
     if model_file.meta.get("kind") != "checkpoint":
         raise ModelFileError(f"{path} is a model file, not a training checkpoint")
-    tensors = model_file.tensors
+    try:
+        return _restore(model_file, model, optimizer)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:  # a well-formed file
+        # with the wrong contents: torch and the optimizer raise these for missing or odd state
+        raise ModelFileError(f"{path} is not a usable checkpoint ({type(error).__name__}: "
+                             f"{str(error).splitlines()[0][:200] if str(error) else ''})") from None
+
+
+def _restore(model_file: ModelFile, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    path, tensors = model_file.path, model_file.tensors
     model_state = {name[6:]: torch.from_numpy(array.copy())
                    for name, array in tensors.items() if name.startswith("model.")}
     try:
         model.load_state_dict(model_state, strict=True)
     except RuntimeError as error:
-        raise ModelFileError(f"{path} does not fit the model being trained: {error}") from None
+        first = " ".join(line.strip() for line in str(error).splitlines()[:3])
+        raise ModelFileError(f"{path} does not fit the model being trained: {first}") from None
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, array in tensors.items():

@@ -9,7 +9,6 @@ Every export is checked: ONNX Runtime must give the same logits as torch.
 from __future__ import annotations
 
 import io
-import json
 import warnings
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from numbre.atomic import atomic_write
 from numbre.errors import NumbreError
-from numbre.onnx_model import META_KEY, OnnxModel, initializer_digest
+from numbre.onnx_model import OnnxModel, seal_onnx
 
 OPSET = 17
 MAX_LOGIT_DIFFERENCE = 1e-4  # float32 kernels differ in summation order, not in results
@@ -51,11 +50,8 @@ def export_onnx(model: Path | str | None, out: Path | str, *, check: bool = True
     if calibration is not None:
         proto = quantize_int8(proto, calibration)
         meta["quantized"] = f"int8, static, per channel, calibrated on {len(calibration):,} training images"
-    meta["onnx_weights_sha256"] = initializer_digest(proto)
-    meta.pop("weights_sha256", None)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = META_KEY, json.dumps(meta, sort_keys=True)
     proto.producer_name = "numbre"
+    seal_onnx(proto, meta)  # the digests of metadata, graph and weights: nothing may change after this
     onnx.checker.check_model(proto)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,12 @@ images through `load_image`, so every one of them accepts the same files and
 refuses the same ones with the same messages. Images come from strangers: a
 file may be huge, truncated, not an image at all, or a tiny PNG that claims to
 be a gigapixel (a decompression bomb). Sizes are checked from the file size and
-the header before any pixel is decoded, and every decoder failure becomes an
-`ImageError` that says what is wrong and what to do.
+the header before any pixel is decoded, only raster formats are opened (never
+Pillow's EPS reader, which runs Ghostscript), and every decoder failure becomes
+an `ImageError` that says what is wrong and what to do. The conversions to grey
+keep at most a few copies of the decoded size alive, so the largest accepted
+image (40 megapixels) costs a bounded few hundred MB (tests/test_hostile_images.py
+measures each kind).
 
 The result is float32 (H, W) grey in [0, 1], in the image's own polarity:
 deciding which side is ink is `numbre.preprocess`'s job.
@@ -28,9 +32,17 @@ ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
 MAX_BYTES = 20_000_000  # a phone photo is 2-10 MB; more is not a handwritten digit
 MAX_PIXELS = 40_000_000  # a 48-megapixel camera is the largest common source
+# Longer side over shorter side: beyond about 50, a digit becomes less than a pixel of the
+# preprocessing overview and would come out "empty"; refusing says what to do instead.
+MAX_ASPECT = 50
+# Raster formats people send digits in. Pillow identifies many more (EPS, which it renders by
+# running Ghostscript; rarely used formats whose decoders see little scrutiny): none is opened.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "AVIF", "PPM")  # JPEG includes MPO
 
 # ITU-R 601 luma, the weights Pillow's convert("L") uses, so arrays and files agree.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+_BAND_PIXELS = 1_000_000  # pixels converted to float at a time by `_premultiplied_grey`
 
 # Painted pixels of a transparent image whose grey levels span less than this are
 # taken as one colour: the ink of a canvas export, shaped only by the alpha channel.
@@ -78,19 +90,64 @@ def grey_pixels(image: Image.Image, reduce: int = 1) -> np.ndarray:
     ceil(H / reduce) x ceil(W / reduce) pixels.
     """
     mode = image.mode
-    if mode.startswith("I;16") or mode in ("I", "F"):
+    if mode in ("I;16", "I;16L"):  # native uint16: scaled value by value, so band by band
+        return _banded(image, reduce, _scale_to_unit)
+    if mode.startswith("I;16") or mode in ("I", "F"):  # scaled by the image's maximum
         return box_reduce(_scale_to_unit(np.asarray(image)), reduce)
     if mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info:
-        rgba = np.asarray(image if mode == "RGBA" else image.convert("RGBA"))
-        sample = _sample(rgba)
-        if sample[..., 3].min() < 255:  # judged on a sample: a few unseen pixels do not matter
-            return _flatten_rgba(rgba, reduce, sample)
-        image = image.convert("RGB")
-    if mode not in ("L", "RGB", "1", "P"):
+        if not _surely_opaque(image):
+            rgba = _pixels(image if mode == "RGBA" else image.convert("RGBA"))
+            sample = _sample(rgba)
+            if sample[..., 3].min() < 255:  # judged on a sample: a few unseen pixels do not matter
+                return _flatten_rgba(rgba, reduce, sample)
+            del rgba, sample  # a 40 MP copy: free it before converting
+        # RGBA to L is RGBA to RGB to L (alpha dropped, the same luma), without the RGB copy.
+        image = image.convert("L" if mode == "RGBA" else "RGB")
+    if image.mode not in ("L", "RGB", "1", "P"):
         image = image.convert("RGB")  # CMYK, YCbCr, LAB and HSV reach grey through RGB
     if image.mode != "L":
         image = image.convert("L")
-    return box_reduce(np.asarray(image), reduce) * np.float32(1 / 255)
+    return _banded(image, reduce, lambda grey: grey) * np.float32(1 / 255)
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    """`np.asarray(image)`, copied a band of rows at a time for large images.
+
+    Pillow hands numpy its pixels as one joined bytes object, which briefly
+    needs twice the image's size: 290 MB for a 36 MP RGBA image, not 145.
+    """
+    height = image.height
+    rows = max(1, _BAND_PIXELS // image.width)
+    if height <= rows:
+        return np.asarray(image)
+    first = np.asarray(image.crop((0, 0, image.width, rows)))
+    pixels = np.empty((height, *first.shape[1:]), first.dtype)
+    pixels[:rows] = first
+    for top in range(rows, height, rows):
+        pixels[top:top + rows] = np.asarray(image.crop((0, top, image.width, min(height, top + rows))))
+    return pixels
+
+
+def _banded(image: Image.Image, reduce: int, convert) -> np.ndarray:
+    """`box_reduce(convert(np.asarray(image)), reduce)` for a value-by-value `convert`, in bands of rows.
+
+    Bands hold whole blocks of `reduce` rows, so every block sums the same
+    values in the same order: the result is identical, at a fraction of the memory.
+    """
+    height = image.height
+    rows = max(1, _BAND_PIXELS // (image.width * reduce)) * reduce
+    if height <= rows:
+        return box_reduce(convert(np.asarray(image)), reduce)
+    return np.concatenate([box_reduce(convert(np.asarray(image.crop((0, top, image.width,
+                                                                      min(height, top + rows))))), reduce)
+                           for top in range(0, height, rows)])
+
+
+def _surely_opaque(image: Image.Image) -> bool:
+    """Whether every pixel's alpha is 255, read from the image's extrema without copying its pixels."""
+    if not image.mode.endswith(("A", "a")):
+        return False  # palette or colour-key transparency: only a conversion can tell
+    return image.getextrema()[-1][0] == 255
 
 
 def box_reduce(values: np.ndarray, factor: int) -> np.ndarray:
@@ -194,9 +251,13 @@ def _what_it_looks_like(data: bytes) -> str:
     head = data[:1024].lstrip()
     if head.startswith(b"%PDF"):
         return "it is a PDF document; export the page as PNG or JPEG"
+    if head.startswith(b"%!PS") or head.startswith(b"\xc5\xd0\xd3\xc6"):
+        return "it is a PostScript/EPS document, which numbre does not render; export it as PNG"
+    if b"<svg" in head[:1024].lower():
+        return "it is an SVG drawing, which numbre does not render; export it as PNG"
     if head[:1] in (b"<", b"{", b"[") or all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head[:256]):
         return "it looks like text; send the image file itself, not its name, a link or base64"
-    return "it is not a format Pillow can read; use PNG, JPEG, GIF, BMP, TIFF or WebP"
+    return "it is not a format numbre reads; use PNG, JPEG, GIF, BMP, TIFF or WebP"
 
 
 def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Image.Image:
@@ -206,10 +267,12 @@ def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Image.Im
         raise ImageError(f"{name} is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
                          "crop or shrink the picture to the digits first")
     with warnings.catch_warnings():
+        # Pillow's notes on a damaged file ("Corrupt EXIF data") add nothing to the answer or refusal.
+        warnings.simplefilter("ignore", UserWarning)
         # Pillow only warns between 89 and 179 megapixels; here every bomb is an error.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data))  # reads the header only
+            image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
         except UnidentifiedImageError:
             raise ImageError(f"{name} is not an image: {_what_it_looks_like(data)}") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -243,6 +306,9 @@ def _check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:
         raise ImageError(f"{name} is {width}x{height} = {width * height / 1e6:.0f} megapixels, over the "
                          f"{max_pixels / 1e6:.0f} megapixel limit; refused before decoding. "
                          "Crop or shrink it to the digits first")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(f"{name} is {width}x{height} pixels, over {MAX_ASPECT} times as long as it is "
+                         "wide; digits in it would be too thin to find. Crop it to the digits first")
 
 
 def _sample(image: np.ndarray) -> np.ndarray:
@@ -288,9 +354,24 @@ def _flatten_rgba(rgba: np.ndarray, reduce: int, sample: np.ndarray | None = Non
         flat = alpha * ((darkest + brightest) / 2)
         flat += np.subtract(1.0, alpha, out=alpha) * background
         return flat
-    luma = rgba[..., :3].astype(np.float32) @ _LUMA
-    premultiplied = box_reduce(luma * rgba[..., 3], reduce) * np.float32(1 / 255 / 255)
+    premultiplied = _premultiplied_grey(rgba, reduce) * np.float32(1 / 255 / 255)
     return (premultiplied + (1.0 - alpha) * background).astype(np.float32)
+
+
+def _premultiplied_grey(rgba: np.ndarray, reduce: int) -> np.ndarray:
+    """`box_reduce(luma * alpha, reduce)` of an 8-bit (H, W, 4) image, a band of rows at a time.
+
+    The float copy of a 40 MP image's colours alone would take 480 MB; bands of
+    whole blocks give the same sums, so the result is identical.
+    """
+    height, width = rgba.shape[:2]
+    rows = max(1, _BAND_PIXELS // (width * reduce)) * reduce
+    bands = []
+    for top in range(0, height, rows):
+        band = rgba[top:top + rows]
+        luma = band[..., :3].astype(np.float32) @ _LUMA
+        bands.append(box_reduce(luma * band[..., 3], reduce))
+    return bands[0] if len(bands) == 1 else np.concatenate(bands)
 
 
 def _alpha_reduce(rgba: np.ndarray, reduce: int) -> np.ndarray:
@@ -309,7 +390,9 @@ def _scale_to_unit(values: np.ndarray) -> np.ndarray:
     if values.dtype == np.uint8:
         return values.astype(np.float32) * (1 / 255)
     if values.dtype == np.uint16:
-        return values.astype(np.float32) * (1 / 65535)
+        scaled = values.astype(np.float32)
+        scaled *= np.float32(1 / 65535)  # in place: one float copy of a large 16-bit scan, not two
+        return scaled
     if values.dtype == bool:
         return values.astype(np.float32)
     values = values.astype(np.float32)

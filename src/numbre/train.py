@@ -25,7 +25,13 @@ from tqdm import tqdm
 from numbre import __version__
 from numbre.atomic import atomic_write
 from numbre.augment import random_affine, random_drawn, random_shift
-from numbre.checkpoint import load_checkpoint, save_checkpoint, state_to_numpy
+from numbre.checkpoint import (
+    first_non_finite,
+    load_checkpoint,
+    remove_partial_writes,
+    save_checkpoint,
+    state_to_numpy,
+)
 from numbre.config import TrainConfig
 from numbre.data import Dataset
 from numbre.errors import TrainingError
@@ -174,6 +180,12 @@ class Trainer:
             save_checkpoint(self.out_dir / name, self.model, self.optimizer, self.position,
                             self.step_rng)
 
+    def _kept(self) -> str:
+        """What a stopped run leaves to go back to, for its error message."""
+        if self.out_dir is not None and (self.out_dir / LAST).is_file():
+            return f"The last good checkpoint, {self.out_dir / LAST}, is kept"
+        return "No checkpoint was written before it"
+
     def resume(self) -> None:
         """Continue from out_dir's last checkpoint, refusing one from another config or data."""
         assert self.out_dir is not None
@@ -235,9 +247,8 @@ class Trainer:
                     bar.update(position["step"] - bar.n)
                     running = loss_sum.item() / position["seen"]
                     if not math.isfinite(running):
-                        raise TrainingError(
-                            f"the loss became {running} at epoch {epoch + 1}, step {step + 1}; "
-                            "lower --lr. The last good checkpoint is kept")
+                        raise TrainingError(f"the loss became {running} at epoch {epoch + 1}, "
+                                            f"step {step + 1}; lower --lr. {self._kept()}")
                     bar.set_postfix(loss=f"{running:.4f}", acc=f"{correct.item() / position['seen']:.4f}")
         finally:
             position["loss_sum"], position["correct"] = loss_sum.item(), int(correct.item())
@@ -246,6 +257,11 @@ class Trainer:
     def _end_epoch(self, epoch: int, seconds: float) -> bool:
         """Validate, record history, checkpoint; return True when early stopping says stop."""
         position, config = self.position, self.config
+        if (bad := first_non_finite(self.model, self.optimizer)) is not None:  # a finite loss can still
+            # have been followed by an update to infinity: such weights must not become a checkpoint
+            raise TrainingError(f"the {bad} became NaN or infinite in epoch {epoch + 1} (the loss was "
+                                f"{position['loss_sum'] / max(1, position['seen']):.3g}); lower --lr. "
+                                f"{self._kept()}")
         row = {"epoch": epoch + 1, "train_loss": position["loss_sum"] / position["seen"],
                "train_acc": position["correct"] / position["seen"],
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3)}
@@ -278,6 +294,7 @@ class Trainer:
             self.resume()
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            remove_partial_writes(self.out_dir)  # left by a run killed while writing a file
             atomic_write(self.out_dir / "config.json", self.config.to_json().encode())
         started = time.perf_counter()
         stopped_early = False
