@@ -1,28 +1,38 @@
-"""Throughput and latency of `numbre serve` for POST /api/predict, measured with locust from another process.
+"""Throughput and latency of `numbre serve` for POST /api/predict, driven by wrk from another process.
 
-Starts the server (the `serve` command, in its own process, on a free loopback port) unless --url
-names one already running, then runs locust headless (benchmarks/web_locustfile.py: canvas-sized
-PNGs, no think time) at each client count for --seconds, after a short unmeasured warm-up. Prints a
-markdown table of requests/s, p50 and p99 latency and errors, and writes the figures as JSON.
-Targets on a 2-core machine: at 8 clients at least 1,000 requests/s with p99 under 50 ms, and
-no errors at any client count.
+Starts the server (`numbre serve`, in its own process, on a free loopback port) unless --url names
+one already running, then runs wrk at each client count for --seconds, after a short unmeasured
+warm-up. Every request posts one of 64 canvas-sized (280x280) PNG drawings as the raw body, as the
+drawing page does; a request counts as an error unless it answers 200 with a prediction's JSON.
+Each count is run --repeat times and the medians are reported. Prints a markdown table of
+requests/s, p50 and p99 latency, errors, the CPU time per request of the server and of the load
+tool, and the requests/s the cores could give if those two had them alone; and writes the figures
+as JSON. Targets on a 2-core machine: at 8 clients at least 1,000 requests/s with p99
+under 50 ms, and no errors at any client count.
 
-Load generator and server share the machine's cores, so the figures are a floor for the server
-alone. Locust reports latencies in whole milliseconds.
+wrk (C, one thread here) costs the cores far less than a Python load generator; still, it and the
+server share the machine, so the figures are a floor for the server alone. The server's CPU time
+per request (from /proc, via psutil) is the figure least moved by other work on a shared machine.
+`--tool locust` runs benchmarks/web_locustfile.py instead, for machines without wrk.
 
-Run:  python benchmarks/web_load.py [--clients 1 8 64] [--seconds 20] [--workers 2] [--url URL]
-      nice -n 10 python benchmarks/web_load.py --seconds 3 --clients 1 8      # a smoke run
+Run:  python benchmarks/web_load.py [--clients 1 8 64] [--seconds 20] [--repeat 3] [--workers 2]
+      nice -n 10 python benchmarks/web_load.py --seconds 3 --repeat 1 --clients 1 8     # a smoke run
+Needs: wrk (installed with apt-get when missing and run as root) and psutil (`pip install -e '.[bench]'`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
 import platform
+import resource
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,9 +40,78 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from numbre.drawn import drawn_digit, glyph
+
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "web_locustfile.py"
 TARGET_RPS, TARGET_P99_MS, TARGET_CLIENTS = 1000.0, 50.0, 8
+POOL = 64  # drawings in the pool: enough that no cache or branch predictor sees one image only
+
+# wrk's script: posts the pool's PNGs in turn, checks each answer, and prints one JSON line at the end.
+# Latencies come from wrk's own histogram, in microseconds.
+WRK_SCRIPT = r"""
+local folder, count = "%(folder)s", %(count)d
+local requests, next_request = {}, 0
+bad = 0  -- a global: done() reads it from each thread with thread:get
+for i = 1, count do
+  local file = assert(io.open(folder .. "/" .. (i - 1) .. ".png", "rb"))
+  requests[i] = wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"}, file:read("*a"))
+  file:close()
+end
+request = function()
+  next_request = next_request %% count + 1
+  return requests[next_request]
+end
+response = function(status, headers, body)
+  if status ~= 200 or not string.find(body, '"probabilities"', 1, true) then bad = bad + 1 end
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, _)
+  local wrong = 0
+  for _, thread in ipairs(threads) do wrong = wrong + thread:get("bad") end
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests": %%d, "seconds": %%.3f, "p50_ms": %%.3f, "p90_ms": %%.3f, ' ..
+    '"p99_ms": %%.3f, "max_ms": %%.3f, "socket_errors": %%d, "bad_answers": %%d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000,
+    e.connect + e.read + e.write + e.timeout, wrong))
+end
+"""
+
+
+def canvas_pngs(count: int = POOL, seed: int = 0) -> list[bytes]:
+    """`count` canvas-style 280x280 digit drawings as PNG bytes, digits 0-9 in turn (numbre.drawn's
+    built-in stroke font, so no MNIST download is needed)."""
+    rng = np.random.default_rng(seed)
+    pngs = []
+    for index in range(count):
+        pixels = drawn_digit(glyph(index % 10, rng), rng, style="canvas")
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        pngs.append(buffer.getvalue())
+    return pngs
+
+
+def ensure_wrk() -> str:
+    """wrk's path; installed from Debian's packages when missing and this runs as root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("web_load: installing wrk (apt-get install -y wrk)", file=sys.stderr)
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        if subprocess.run(["apt-get", "install", "-y", "wrk"], **quiet).returncode != 0:
+            subprocess.run(["apt-get", "update"], **quiet)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], **quiet)
+        found = shutil.which("wrk")
+        if found:
+            return found
+    raise SystemExit("web_load: wrk is missing; install it (Debian/Ubuntu: apt-get install wrk, macOS: brew "
+                     "install wrk) or use --tool locust (pip install -e '.[bench]')")
 
 
 def free_port() -> int:
@@ -41,36 +120,84 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(workers: int, threads: int | None, model: str | None) -> tuple[subprocess.Popen, str]:
-    """`numbre serve` in a child process on a free port; returns it and its URL once it answers."""
+def start_server(workers: int, extra: list[str], log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`numbre serve` in a child process on a free loopback port; returns it and its URL once it answers.
+
+    Its output goes to `log_path`, not a pipe: a pipe nobody reads can fill up and stall the server.
+    """
     port = free_port()
-    command = [sys.executable, "-c", "from numbre.cli.serve_cmd import serve; serve()",
-               "--port", str(port), "--workers", str(workers), "--no-access-log"]
-    if threads:
-        command += ["--threads", str(threads)]
-    if model:
-        command += ["--model", model]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, "-m", "numbre", "serve", "--port", str(port), "--workers", str(workers),
+               "--no-access-log", *extra]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the server exited: {server.stderr.read().decode(errors='replace')}")
+            raise SystemExit(f"the server exited: {log_path.read_text(errors='replace')[-2000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=1) as response:
+            with urllib.request.urlopen(f"{url}/api/ready", timeout=2) as response:
                 if response.status == 200:
                     return server, url
         except OSError:
             time.sleep(0.1)
+    stop_server(server)
+    raise SystemExit("the server did not answer /api/ready within 90 s")
+
+
+def stop_server(server: subprocess.Popen) -> int:
+    """SIGTERM, as a service manager would; returns the exit status."""
     server.terminate()
-    raise SystemExit("the server did not answer /api/health within 60 s")
+    try:
+        return server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return server.wait(timeout=10)
 
 
-def run_locust(url: str, clients: int, seconds: int, folder: Path) -> dict:
-    """One locust run; the aggregated figures from its CSV summary."""
+class ServerMeter:
+    """CPU seconds and memory of a server process and its workers, read from the OS (psutil)."""
+
+    def __init__(self, pid: int | None) -> None:
+        try:
+            import psutil
+        except ImportError:
+            raise SystemExit("web_load: psutil is missing: pip install -e '.[bench]'") from None
+        self.process = psutil.Process(pid) if pid else None
+
+    def processes(self) -> list:
+        if self.process is None:
+            return []
+        return [self.process, *self.process.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        return sum(sum(process.cpu_times()[:2]) for process in self.processes())
+
+    def rss_mib(self) -> float:
+        """Resident memory of the server and its workers, MiB."""
+        return sum(process.memory_info().rss for process in self.processes()) / 2**20
+
+
+def run_wrk(wrk: str, url: str, clients: int, seconds: float, folder: Path) -> dict:
+    """One wrk run: `clients` connections, each posting back to back, on one wrk thread."""
+    command = [wrk, "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s",
+               str(folder / "predict.lua"), url]
+    finished = subprocess.run(command, capture_output=True, text=True)
+    line = next((line for line in finished.stdout.splitlines() if line.startswith("RESULT ")), None)
+    if finished.returncode != 0 or line is None:
+        output = finished.stdout[-1000:] + finished.stderr[-1000:]
+        raise SystemExit(f"wrk failed ({finished.returncode}): {output}")
+    result = json.loads(line.removeprefix("RESULT "))
+    result["errors"] = result.pop("socket_errors") + result.pop("bad_answers")
+    result["requests_per_second"] = result["requests"] / result["seconds"]
+    return result
+
+
+def run_locust(url: str, clients: int, seconds: float, folder: Path) -> dict:
+    """One locust run (benchmarks/web_locustfile.py); locust reports latencies in whole milliseconds."""
     prefix = folder / f"clients{clients}"
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-               "--users", str(clients), "--spawn-rate", str(clients), "--run-time", f"{seconds}s",
+               "--users", str(clients), "--spawn-rate", str(clients), "--run-time", f"{math.ceil(seconds)}s",
                "--host", url, "--csv", str(prefix), "--loglevel", "WARNING", "--stop-timeout", "5"]
     finished = subprocess.run(command, capture_output=True, text=True)
     summary = prefix.parent / f"{prefix.name}_stats.csv"
@@ -78,10 +205,9 @@ def run_locust(url: str, clients: int, seconds: int, folder: Path) -> dict:
     total = next((row for row in rows if row["Name"] == "Aggregated"), None)
     if total is None or finished.returncode not in (0, 1):  # 1: locust saw failed requests
         raise SystemExit(f"locust failed ({finished.returncode}): {finished.stderr[-2000:]}")
-    return {"clients": clients, "requests": int(total["Request Count"]),
-            "errors": int(total["Failure Count"]), "requests_per_second": number(total["Requests/s"]),
-            "p50_ms": number(total["50%"]), "p99_ms": number(total["99%"]),
-            "mean_ms": number(total["Average Response Time"])}
+    return {"requests": int(total["Request Count"]), "errors": int(total["Failure Count"]),
+            "requests_per_second": number(total["Requests/s"]), "p50_ms": number(total["50%"]),
+            "p99_ms": number(total["99%"]), "seconds": seconds}
 
 
 def number(text: str) -> float:
@@ -92,51 +218,119 @@ def number(text: str) -> float:
         return math.nan
 
 
+class LoadRunner:
+    """Runs the chosen load tool against one server and measures the server's CPU around each run."""
+
+    def __init__(self, tool: str, url: str, meter: ServerMeter, folder: Path) -> None:
+        self.tool, self.url, self.meter, self.folder = tool, url, meter, folder
+        self.wrk = ensure_wrk() if tool == "wrk" else ""
+        for index, png in enumerate(canvas_pngs()):
+            (folder / f"{index}.png").write_bytes(png)
+        (folder / "predict.lua").write_text(WRK_SCRIPT % {"folder": folder.as_posix(), "count": POOL})
+
+    def run(self, clients: int, seconds: float) -> dict:
+        cpu, tool_cpu = self.meter.cpu_seconds(), _children_cpu_seconds()
+        if self.tool == "wrk":
+            result = run_wrk(self.wrk, self.url, clients, seconds, self.folder)
+        else:
+            result = run_locust(self.url, clients, seconds, self.folder)
+        if result["requests"]:
+            result["tool_cpu_ms"] = (_children_cpu_seconds() - tool_cpu) * 1000 / result["requests"]
+            if self.meter.process is not None:
+                result["server_cpu_ms"] = (self.meter.cpu_seconds() - cpu) * 1000 / result["requests"]
+        return {"clients": clients, **result}
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of this process's finished children: the load tool's runs (the server still runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_row(runs: list[dict]) -> dict:
+    """The median of each figure over repeated runs; errors and requests are summed."""
+    row = {"clients": runs[0]["clients"], "runs": len(runs), "requests": sum(run["requests"] for run in runs),
+           "errors": sum(run["errors"] for run in runs)}
+    for key in ("requests_per_second", "p50_ms", "p99_ms", "server_cpu_ms", "tool_cpu_ms"):
+        values = [run[key] for run in runs if key in run]
+        if values:
+            row[key] = statistics.median(values)
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    """The figures, and the requests/s the cores could give if server and load tool had them alone."""
+    print("| clients | runs | requests | requests/s | p50 ms | p99 ms | errors "
+          "| CPU ms/request, server + tool | CPU-bound ceiling, requests/s |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        cpu = ceiling = "-"
+        if "server_cpu_ms" in row:
+            cpu = f"{row['server_cpu_ms']:.2f} + {row['tool_cpu_ms']:.2f}"
+            ceiling = f"{(os.cpu_count() or 1) * 1000 / (row['server_cpu_ms'] + row['tool_cpu_ms']):,.0f}"
+        print(f"| {row['clients']} | {row['runs']} | {row['requests']:,} | "
+              f"{row['requests_per_second']:,.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
+              f"{row['errors']} | {cpu} | {ceiling} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64],
                         help="Concurrent clients, one run each (default: 1 8 64).")
-    parser.add_argument("--seconds", type=int, default=20, help="Length of each run (default: 20).")
-    parser.add_argument("--warmup", type=int, default=3, help="Unmeasured first run, s (default: 3).")
+    parser.add_argument("--seconds", type=float, default=20, help="Length of each run (default: 20).")
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per client count; medians are reported "
+                                                              "(default: 3).")
+    parser.add_argument("--warmup", type=float, default=3, help="Unmeasured first run, s (default: 3).")
     parser.add_argument("--workers", type=int, default=2, help="Server processes (default: 2, one per core).")
     parser.add_argument("--threads", type=int, default=None,
                         help="Recognition threads per server process (default: the server's).")
     parser.add_argument("--model", default=None, help="Model for the server (default: the shipped one).")
+    parser.add_argument("--tool", choices=["wrk", "locust"], default="wrk",
+                        help="Load generator (default: wrk).")
     parser.add_argument("--url", default=None, help="Benchmark this running server instead of starting one.")
+    parser.add_argument("--server-pid", type=int, default=None,
+                        help="With --url: the server's process id, to measure its CPU time per request.")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "web_load.json",
                         help="Where to write the figures (default: benchmarks/results/web_load.json).")
     args = parser.parse_args()
 
-    server, url = (None, args.url) if args.url else start_server(args.workers, args.threads, args.model)
-    try:
-        with tempfile.TemporaryDirectory() as folder:
+    extra = (["--threads", str(args.threads)] if args.threads is not None else []) + \
+            (["--model", args.model] if args.model else [])
+    with tempfile.TemporaryDirectory() as folder:
+        server, url = ((None, args.url) if args.url
+                       else start_server(args.workers, extra, Path(folder) / "server.log"))
+        try:
+            meter = ServerMeter(server.pid if server else args.server_pid)
+            runner = LoadRunner(args.tool, url, meter, Path(folder))
             if args.warmup > 0:
-                run_locust(url, max(args.clients), args.warmup, Path(folder))
-            results = [run_locust(url, clients, args.seconds, Path(folder)) for clients in args.clients]
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+                runner.run(max(args.clients), args.warmup)
+            runs: dict[int, list[dict]] = {clients: [] for clients in args.clients}
+            for _ in range(args.repeat):  # interleaved, so that a noisy minute spreads over every count
+                for clients in args.clients:
+                    runs[clients].append(runner.run(clients, args.seconds))
+        finally:
+            if server is not None:
+                stop_server(server)
+    rows = [median_row(runs[clients]) for clients in args.clients]
 
-    print(f"POST /api/predict, canvas-sized PNGs, {args.seconds} s per run, server: "
-          f"{'at ' + url if args.url else f'{args.workers} worker(s)'}, {os.cpu_count()} cores\n")
-    print("| clients | requests | requests/s | p50 ms | p99 ms | errors |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for row in results:
-        print(f"| {row['clients']} | {row['requests']:,} | {row['requests_per_second']:,.0f} | "
-              f"{row['p50_ms']:g} | {row['p99_ms']:g} | {row['errors']} |")
-    checks = [row["errors"] == 0 and row["requests"] > 0 for row in results]
-    at_target = [row for row in results if row["clients"] == TARGET_CLIENTS]
-    for row in at_target:
-        checks.append(row["requests_per_second"] >= TARGET_RPS and row["p99_ms"] < TARGET_P99_MS)
+    where = f"at {url}" if args.url else f"{args.workers} worker process(es)"
+    print(f"POST /api/predict, canvas-sized PNGs, {args.tool}, {args.seconds:g} s per run, medians of "
+          f"{args.repeat}; server: {where}; {os.cpu_count()} cores\n")
+    print_table(rows)
+    checks = [row["errors"] == 0 and row["requests"] > 0 for row in rows]
+    checks += [row["requests_per_second"] >= TARGET_RPS and row["p99_ms"] < TARGET_P99_MS
+               for row in rows if row["clients"] == TARGET_CLIENTS]
     verdict = "met" if all(checks) else "NOT met"
     print(f"\ntargets ({TARGET_RPS:,.0f} requests/s and p99 < {TARGET_P99_MS:g} ms at {TARGET_CLIENTS} "
           f"clients, no errors): {verdict}")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": platform.platform(), "cores": os.cpu_count(),
+                                    "tool": args.tool,
                                     "workers": None if args.url else args.workers, "seconds": args.seconds,
-                                    "results": results, "targets_met": all(checks)}, indent=2) + "\n")
+                                    "repeat": args.repeat, "results": rows,
+                                    "runs": [run for clients in args.clients for run in runs[clients]],
+                                    "targets_met": all(checks)}, indent=2) + "\n")
     if not all(checks):
         sys.exit(1)
 

@@ -34,7 +34,8 @@ NAME = "numbre"
 
 # The package data that pyproject.toml ships in the wheel; the executable needs the same files at the same
 # places inside its unpacked folder, because numbre finds them next to its modules (Path(__file__).parent).
-PACKAGE_DATA = {"pretrained": ("*.safetensors", "*.json", "*.onnx"), "web/static": ("*",)}
+PACKAGE_DATA = {"pretrained": ("*.safetensors", "*.json", "*.onnx"), "web/static": ("*",),
+                "web/contest_set": ("*",)}
 
 # Importable here but not needed to read digits, serve or draw. Left in, they would add gigabytes (torch)
 # or tens of megabytes: matplotlib; the test tools; sympy and mpmath, which only onnxruntime's quantisation
@@ -85,6 +86,7 @@ def build(dist: Path, work: Path) -> Path:
                    "--paths", str(SOURCE), "--log-level", "WARN", *data_arguments()]
         for module in COLLECTED_SUBMODULES:
             command += ["--collect-submodules", module]
+        command += ["--collect-data", "fastapi_offline"]  # Swagger UI's files: /docs is served offline
         for module in EXCLUDED:
             command += ["--exclude-module", module]
         quiet = {**os.environ, "PYGAME_HIDE_SUPPORT_PROMPT": "1"}  # pygame greets on each import otherwise

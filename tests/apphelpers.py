@@ -85,6 +85,12 @@ def check_server(url: str, static: dict[str, bytes] | None = None) -> None:
         assert response.status_code == 200 and response.json()["digit"] == 1, response.text
         model = client.get("/api/model")
         assert model.status_code == 200 and model.json(), model.text
+        assert client.get("/api/ready").json()["status"] == "ready"
+        docs = client.get("/docs")
+        assets = re.findall(r'(?:src|href)="(/[^"]+)"', docs.text)  # Swagger UI's files, served offline
+        assert docs.status_code == 200 and len(assets) >= 2, docs.text
+        for asset in assets:
+            assert client.get(asset).status_code == 200, f"{asset}, which /docs loads, is not served"
         page = client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text
         for name in STATIC_FILES:

@@ -29,6 +29,7 @@ from PIL import Image
 from numbre.recognize import Recognizer
 from numbre.web import schemas
 from numbre.web.app import create_app, png_base64
+from numbre.web.limits import ServeLimits
 from webhelpers import live_server, strokes_png
 
 LIMIT = 300_000  # the test server's upload limit, small so that oversized bodies are cheap to send
@@ -63,8 +64,8 @@ def recognizer() -> Recognizer:
 
 @pytest.fixture(scope="module")
 def client(recognizer: Recognizer):
-    with live_server(create_app(recognizer, max_bytes=LIMIT)) as url, httpx.Client(base_url=url,
-                                                                                   timeout=30) as client:
+    app = create_app(recognizer, limits=ServeLimits(max_bytes=LIMIT))
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client
 
 
@@ -266,26 +267,13 @@ def test_serve_refuses_a_bad_model_before_listening(tmp_path: Path) -> None:
     assert result.output.startswith("numbre: error: ") and result.output.count("\n") == 1
 
 
-def test_serve_listens_on_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
-
-    from numbre.cli.serve_cmd import serve
-
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
-    result = CliRunner().invoke(serve, [])
-    assert result.exit_code == 0, result.output
-    (app, options), = calls
-    assert options["host"] == "127.0.0.1" and options["port"] == 8000
-    assert app.state.recognizer.meta["architecture"]
-
-
 def test_serve_with_two_worker_processes(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-c", "from numbre.cli.serve_cmd import serve; serve()",
-                               "--port", str(port), "--workers", "2", "--max-bytes", "1000"],
+                               "--port", str(port), "--workers", "2", "--max-bytes", "1000",
+                               "--max-pending", "7"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -298,6 +286,7 @@ def test_serve_with_two_worker_processes(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline and server.poll() is None, "numbre serve did not start"
                 time.sleep(0.1)
         assert httpx.post(f"{url}/api/predict", content=BIG[:2000]).status_code == 413  # --max-bytes 1000
+        assert httpx.get(f"{url}/api/ready").json()["max_pending"] == 7  # each worker has the limits
         assert httpx.post(f"{url}/api/predict", content=strokes_png([])).json()["reason"] == "empty"
     finally:
         server.terminate()

@@ -25,7 +25,8 @@ from webhelpers import strokes_png
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGED = ["numbre/pretrained/numbre-default.onnx", "numbre/pretrained/numbre-default.safetensors",
-            "numbre/web/static/index.html", *(f"numbre/web/static/{name}" for name in STATIC_FILES)]
+            "numbre/web/static/index.html", *(f"numbre/web/static/{name}" for name in STATIC_FILES),
+            "numbre/web/contest_set/contest.png", "numbre/web/contest_set/contest.json"]
 NOT_INSTALLED = ("torch", "matplotlib")  # training only: the `train` extra
 
 

@@ -54,3 +54,25 @@ def strokes_png(strokes: list[list[tuple[float, float]]], size: tuple[int, int] 
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is not used
+
+
+@contextmanager
+def headless_chromium() -> Iterator:
+    """Debian's Chromium, headless, driven by Playwright; yields the Browser."""
+    import shutil
+
+    import playwright.sync_api as playwright_api
+
+    if shutil.which(CHROMIUM) is None:
+        raise RuntimeError(f"browser tests need Chromium at {CHROMIUM}: apt-get install -y chromium")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -2,50 +2,90 @@
 
 Listens on 127.0.0.1 unless told otherwise: the API reads whatever it is sent, so opening it to a
 network is a choice to make with `--host 0.0.0.0`. The model is loaded before the port is opened, so
-a bad `--model` fails with a one-line error instead of a server that answers 500.
+a bad `--model` fails with a one-line error instead of a server that answers 500. Every option also
+comes from an environment variable, NUMBRE_SERVE_<OPTION> (shown in --help).
+
+On SIGTERM (or Ctrl+C) the server stops taking connections, finishes the requests in flight (for
+up to --graceful-timeout seconds) and exits with status 0.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import click
 
 from numbre.cli.predict_cmd import model_option
+from numbre.web.limits import ServeLimits
+
+DEFAULTS = ServeLimits()
+
+
+def _option(*names: str, **settings):
+    """A click option that shows its default and its NUMBRE_SERVE_* variable in --help."""
+    return click.option(*names, show_envvar=True, **{"show_default": True, **settings})
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to listen on; 0.0.0.0 opens the server to the network.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
-              help="TCP port.")
+@_option("--host", default="127.0.0.1",
+         help="Interface to listen on; 0.0.0.0 opens the server to the network.")
+@_option("--port", default=8000, type=click.IntRange(0, 65535), help="TCP port; 0 picks a free one.")
 @model_option
-@click.option("--max-bytes", default=8_000_000, show_default=True, type=click.IntRange(1),
-              help="Largest upload accepted, in bytes; larger ones get 413.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
-              help="Server processes, each with its own model; one per core gives the most requests/s.")
-@click.option("--threads", default=None, type=click.IntRange(1),
-              help="Recognitions run at once per process (default: the number of cores).")
-@click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="Log one line per request.")
-def serve(host: str, port: int, model: Path | None, max_bytes: int, workers: int, threads: int | None,
-          access_log: bool) -> None:
+@_option("--workers", default=1, type=click.IntRange(1),
+         help="Server processes, each with its own model; one per core gives the most requests/s.")
+@_option("--threads", default=DEFAULTS.threads, type=click.IntRange(0),
+         help="Recognitions run at once per process; 0: one per core.")
+@_option("--max-bytes", default=DEFAULTS.max_bytes, type=click.IntRange(1),
+         help="Largest upload accepted, in bytes; larger ones get 413.")
+@_option("--max-pixels", default=DEFAULTS.max_pixels, type=click.IntRange(1),
+         help="Largest image accepted, in pixels (width x height); larger ones get 422 before decoding.")
+@_option("--max-pending", default=DEFAULTS.max_pending, type=click.IntRange(1),
+         help="POST requests a process takes at once (read, queued or running); more get 503 with "
+              "Retry-After.")
+@_option("--timeout", default=DEFAULTS.timeout, type=click.FloatRange(0, min_open=True),
+         help="Seconds for a POST request from its headers to its answer; later ones get 408 (body still "
+              "arriving) or 504.")
+@_option("--graceful-timeout", default=30, type=click.IntRange(0),
+         help="On SIGTERM, seconds to let requests in flight finish before closing them.")
+@_option("--max-connections", default=1000, type=click.IntRange(1),
+         help="Open connections a process keeps; past that new requests get a plain 503.")
+@_option("--cors-origin", multiple=True, default=(), show_default=False,
+         help="Let pages from this origin (https://example.org, or * for any) call the API from a "
+              "browser; repeat for several. By default no other site may (CORS off).")
+@_option("--access-log/--no-access-log", default=True, help="Log one line per request.")
+def serve(host: str, port: int, model: Path | None, workers: int, threads: int, max_bytes: int,
+          max_pixels: int, max_pending: int, timeout: float, graceful_timeout: int, max_connections: int,
+          cors_origin: tuple[str, ...], access_log: bool) -> None:
     """Serve the drawing page at / and the API at /api (documented at /docs)."""
     import uvicorn
 
     from numbre.web.app import create_app
 
-    app = create_app(model=model, max_bytes=max_bytes, threads=threads)  # fails here, cleanly, on a bad model
+    limits = ServeLimits(max_bytes=max_bytes, max_pixels=max_pixels, threads=threads, max_pending=max_pending,
+                         timeout=timeout)
+    # Built here even with several workers: a bad model fails now, cleanly, before any port is opened.
+    app = create_app(model=model, limits=limits, cors_origins=cors_origin)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"numbre: serving {app.state.recognizer.meta.get('architecture', 'the model')} "
                f"on http://{shown}:{port}/ (API docs at /docs; Ctrl+C stops)", err=True)
+    click.echo(f"numbre: {workers} process(es); {limits.describe()}; "
+               f"CORS {'for ' + ' '.join(cors_origin) if cors_origin else 'off'}", err=True)
+    # uvicorn finishes the requests in flight, then raises the stop signal again so the default
+    # action ends the process with it; a stop that was asked for is a clean exit, as service
+    # managers expect, so the second delivery lands here instead.
+    signal.signal(signal.SIGTERM, _stopped)
+    options = dict(host=host, port=port, access_log=access_log, log_level="info",
+                   timeout_graceful_shutdown=graceful_timeout, limit_concurrency=max_connections)
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+        uvicorn.run(app, **options)
         return
     # Each worker process builds its own app from the environment: an app object cannot cross processes.
-    os.environ["NUMBRE_SERVE_MODEL"] = str(model) if model is not None else ""
-    os.environ["NUMBRE_SERVE_MAX_BYTES"] = str(max_bytes)
-    os.environ["NUMBRE_SERVE_THREADS"] = str(threads) if threads else ""
-    uvicorn.run("numbre.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log, log_level="info")
+    os.environ.update(limits.environment(), NUMBRE_SERVE_MODEL=str(model) if model is not None else "",
+                      NUMBRE_SERVE_CORS_ORIGIN=" ".join(cors_origin))
+    uvicorn.run("numbre.web.app:app_from_environment", factory=True, workers=workers, **options)
+
+
+def _stopped(signal_number: int, frame: object) -> None:
+    raise SystemExit(0)

@@ -7,11 +7,17 @@ to the Recognizer, and sends back `Prediction.to_dict()` / `Reading.to_dict()`, 
 `numbre predict --json` and `numbre read --json` print. Decoding, preprocessing and the model are
 the library's.
 
-Recognition is CPU-bound (decode, preprocess, network: about a millisecond), so it runs in worker
-threads and the event loop stays free to accept and parse other requests. The Recognizer is safe to
-share between threads, and ONNX Runtime and most of numpy release the GIL, so a few threads use
-the cores; more threads than cores only queue inside the process (the limiter keeps them waiting
-on the loop instead, where they cost nothing).
+Recognition is CPU-bound (decode, preprocess, network: about two milliseconds), so it runs on a
+fixed pool of worker threads and the event loop stays free to accept and parse other requests. The
+Recognizer is safe to share between threads; more threads than cores only queue inside the process.
+Most of that time holds the GIL (many small numpy steps), so more requests per second come from
+more processes (`numbre serve --workers N`), not more threads. What a process takes on (body
+size, pixels, requests at once, time per request) is `numbre.web.limits`.
+
+`/api/health` says the process answers; `/api/ready` says it will take work now: its model was
+loaded and has read a warm-up drawing, and it is not at its limit of requests in hand.
+The OpenAPI page at /docs loads Swagger UI from this server (the fastapi-offline package's copy),
+so it works without a network, like the drawing page.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,18 +38,22 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from numbre import __version__
 from numbre.errors import NumbreError
+from numbre.images import open_image
 from numbre.web import schemas
+from numbre.web.limits import RETRY_AFTER, Admission, RequestLimits, ServeLimits, WorkPool
 from numbre.web.uploads import FIELD, UploadError, image_bytes
 
 if TYPE_CHECKING:
     from numbre.recognize import Recognizer
 
-DEFAULT_MAX_BYTES = 8_000_000  # a phone photo is 2-8 MB; the pad's PNG is a few kB
+DOCS_ASSETS = "/docs-assets"  # where Swagger UI's script, style and icon are served from
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("numbre.web")
 
@@ -63,27 +74,38 @@ UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
 
 
 def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None = None,
-               max_bytes: int = DEFAULT_MAX_BYTES, threads: int | None = None) -> FastAPI:
+               limits: ServeLimits | None = None, cors_origins: Sequence[str] = ()) -> FastAPI:
     """The app around `recognizer`, or around the model at `model` (default: the shipped one).
 
-    The model is loaded here, once, so a bad model file fails before the server listens.
-    `max_bytes` caps an upload; `threads` is how many recognitions run at once (default: the cores).
+    The model is loaded and has read a warm-up drawing before this returns, so a bad model file
+    fails before the server listens and the first request is not the slow one. `limits` (default:
+    `ServeLimits()`) bounds what the process takes on. Browsers on other sites may call the API
+    only when their origin is in `cors_origins` ("*" for any); by default none may.
     """
     if recognizer is None:
         from numbre.recognize import Recognizer
 
         recognizer = Recognizer.load(model)
-    limiter = anyio.CapacityLimiter(threads or os.cpu_count() or 1)
-    app = FastAPI(title="numbre", version=__version__, redoc_url=None,
-                  description="Reads handwritten digits. Send an image as the multipart field `file` or as "
-                              "the raw request body. The drawing page is at [/](/).")
+    limits = limits or ServeLimits()
+    warmup_seconds = warm_up(recognizer)
+    pool = WorkPool(limits.workers)
+    limiter = anyio.CapacityLimiter(limits.workers)  # for routers that run their work on anyio's threads
+    admission = Admission(limits)
+    app = FastAPIOffline(title="numbre", version=__version__, redoc_url=None, static_url=DOCS_ASSETS,
+                         description="Reads handwritten digits. Send an image as the multipart field `file` "
+                                     "or as the raw request body. The drawing page is at [/](/).")
     app.state.recognizer = recognizer
+    app.state.limits = limits
     index = (STATIC / "index.html").read_bytes()
 
+    def decoded(data: bytes) -> Image.Image:
+        """The upload as a checked image: the server's pixel limit applies before the pixels are decoded."""
+        return open_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+
     async def recognised(request: Request, work: Callable[[bytes], dict[str, Any]]) -> Response:
-        data = await image_bytes(request, max_bytes)
+        data = await image_bytes(request, limits.max_bytes)
         try:
-            answer = await anyio.to_thread.run_sync(work, data, limiter=limiter)
+            answer = await pool.run(work, data)
         except NumbreError as error:
             return _error(422, str(error))
         return Response(json.dumps(answer), media_type="application/json")
@@ -94,7 +116,7 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
         """Read the image as one digit; the same JSON as `numbre predict --json`."""
 
         def work(data: bytes) -> dict[str, Any]:
-            prediction = recognizer.predict(data)
+            prediction = recognizer.predict(decoded(data))
             answer = prediction.to_dict()
             if image:
                 answer["image"] = png_base64(prediction.image)
@@ -108,7 +130,7 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
         """Read the image as one line of written digits; the same JSON as `numbre read --json`."""
 
         def work(data: bytes) -> dict[str, Any]:
-            reading = recognizer.read(data)
+            reading = recognizer.read(decoded(data))
             answer = reading.to_dict()
             if image:
                 for entry, digit in zip(answer["digits"], reading.digits, strict=True):
@@ -123,6 +145,14 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
         architecture = str(recognizer.meta.get("architecture", "?"))
         return {"status": "ok", "version": __version__, "model": architecture}
 
+    @app.get("/api/ready", response_model=schemas.ReadyOut, responses=schemas.NOT_READY, tags=["server"])
+    async def ready() -> JSONResponse:
+        """The server takes work now: model loaded and warmed up, and not at its limit of requests in hand."""
+        if admission.full:
+            return _error(503, admission.busy_message(), {"Retry-After": RETRY_AFTER})
+        return JSONResponse({"status": "ready", "pending": admission.pending,
+                             "max_pending": limits.max_pending, "warmup_ms": round(warmup_seconds * 1000, 1)})
+
     @app.get("/api/model", response_model=schemas.ModelOut, tags=["server"])
     async def model_info() -> Response:
         """The loaded model's metadata: architecture, classes, training data and recipe, test figures."""
@@ -133,21 +163,41 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
         return HTMLResponse(index, headers={"Content-Security-Policy": PAGE_POLICY,
                                             "X-Content-Type-Options": "nosniff"})
 
+    from numbre.web.contest import contest_router  # it imports this module's helpers
+
+    app.include_router(contest_router(recognizer, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
+                                      limiter=limiter))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
+    app.add_middleware(RequestLimits, admission=admission)
+    if cors_origins:  # outermost, so that refusals carry the CORS headers too and a browser can read them
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type"], max_age=600)
     return app
 
 
 def app_from_environment() -> FastAPI:
-    """`create_app` with NUMBRE_SERVE_MODEL, NUMBRE_SERVE_MAX_BYTES and NUMBRE_SERVE_THREADS.
+    """`create_app` configured by NUMBRE_SERVE_MODEL, NUMBRE_SERVE_CORS_ORIGIN (space-separated) and
+    the NUMBRE_SERVE_* limits (`ServeLimits.from_environment`).
 
     Each uvicorn worker process builds its own app from these (`numbre serve --workers N` sets them).
     """
-    max_bytes = os.environ.get("NUMBRE_SERVE_MAX_BYTES")
-    threads = os.environ.get("NUMBRE_SERVE_THREADS")
     return create_app(model=os.environ.get("NUMBRE_SERVE_MODEL") or None,
-                      max_bytes=int(max_bytes) if max_bytes else DEFAULT_MAX_BYTES,
-                      threads=int(threads) if threads else None)
+                      limits=ServeLimits.from_environment(),
+                      cors_origins=os.environ.get("NUMBRE_SERVE_CORS_ORIGIN", "").split())
+
+
+def warm_up(recognizer: Recognizer) -> float:
+    """Read one drawn "1" (a bar on a 280x280 canvas) and return the seconds it took.
+
+    The first call pays for ONNX Runtime's buffers and the lazy imports of the pipeline (tens of
+    milliseconds); doing it here keeps that off the first client's request, and proves the model runs.
+    """
+    canvas = np.full((280, 280), 255, np.uint8)
+    canvas[40:240, 130:150] = 0
+    started = time.perf_counter()
+    recognizer.predict(canvas)
+    return time.perf_counter() - started
 
 
 def png_base64(image: np.ndarray) -> str:
@@ -171,6 +221,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 400:  # FastAPI's "error parsing the body": bytes that are not JSON text
+            return _error(422, "the request body is not JSON text (UTF-8); send a JSON object")
         return _error(error.status_code, str(error.detail), error.headers)
 
     @app.exception_handler(RequestValidationError)

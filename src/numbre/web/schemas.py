@@ -56,6 +56,15 @@ class HealthOut(BaseModel):
     model: str = Field(description="The loaded model's architecture name.")
 
 
+class ReadyOut(BaseModel):
+    """The server takes work now."""
+
+    status: Literal["ready"]
+    pending: int = Field(description="POST requests this process has in hand now.")
+    max_pending: int = Field(description="The most it takes at once; beyond that it answers 503.")
+    warmup_ms: float = Field(description="How long the model took to read its warm-up drawing at start.")
+
+
 class ErrorOut(BaseModel):
     """Every refusal: a message that says what is wrong and what to do."""
 
@@ -66,9 +75,17 @@ ModelOut = dict[str, Any]  # the model file's metadata, passed through: its keys
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The client closed the connection mid-upload."},
+    408: {"model": ErrorOut, "description": "The request body did not arrive within the time limit."},
     413: {"model": ErrorOut, "description": "The upload is over the size limit."},
     415: {"model": ErrorOut, "description": "The upload is not an image (text, PDF, ...)."},
     422: {"model": ErrorOut, "description": "The bytes do not decode as an image, the image is a "
-                                            "decompression bomb or too many pixels, or the form has no "
-                                            "field `file`."},
+                                            "decompression bomb or over the pixel limit, or the form has "
+                                            "no field `file`."},
+    503: {"model": ErrorOut, "description": "The server has as many requests in hand as it takes at once; "
+                                            "retry after the `Retry-After` header's seconds."},
+    504: {"model": ErrorOut, "description": "The answer took longer than the time limit."},
+}
+
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "The server has as many requests in hand as it takes at once."},
 }

@@ -7,6 +7,11 @@
 // has grown since; clearing, undoing, uploading or switching mode voids every answer still on its
 // way. #result's data-state says where things stand: empty, pending (the drawing as it is now is
 // not answered yet), done or error.
+//
+// "Show what mattered" lays /api/saliency's heat map over the 28x28 view, for one digit only. It
+// costs tens of milliseconds, so it is asked once the answer to the finished drawing is shown, not
+// while the pen moves. #seen-figure's data-saliency: off, pending, shown, none (nothing to explain)
+// or error.
 "use strict";
 
 const PEN = 18;            // stroke width in pad pixels: MNIST's stroke is about 1/14 of its box
@@ -24,6 +29,7 @@ const MESSAGES = {
 const $ = (id) => document.getElementById(id);
 const pad = $("pad"), boxes = $("boxes"), frame = $("pad-frame"), result = $("result");
 const ctx = pad.getContext("2d");
+const seenFigure = $("seen-figure"), overlay = $("saliency"), saliencyToggle = $("show-saliency");
 const boxCtx = boxes.getContext("2d");
 
 let mode = "digit";
@@ -183,6 +189,7 @@ $("upload").addEventListener("change", async (event) => {
 function changed(delay, throttle = false) {
   generation += 1;
   result.dataset.state = "pending";
+  hideSaliency(saliencyWanted() ? "pending" : "off");   // the heat map was for the drawing before
   $("undo").disabled = !strokes.length && !upload;
   $("clear").disabled = !strokes.length && !upload;
   if (throttle && timer !== null) return;   // while drawing, keep the request already planned
@@ -200,18 +207,20 @@ function newEpoch() {
   shown = sent;   // anything sent before now is void
 }
 
+async function padRequest() {
+  if (upload) {   // the original file, as a form upload: the server reads it at full resolution
+    const form = new FormData();
+    form.append("file", upload.file, upload.file.name || "upload");
+    return { method: "POST", body: form };
+  }
+  return { method: "POST", body: await padBlob(), headers: { "Content-Type": "image/png" } };
+}
+
 async function ask() {
   timer = null;
   const asked = generation, current = epoch;
   if (!strokes.length && !upload) { showEmptyPad(); return; }
-  let request;
-  if (upload) {   // the original file, as a form upload: the server reads it at full resolution
-    const form = new FormData();
-    form.append("file", upload.file, upload.file.name || "upload");
-    request = { method: "POST", body: form };
-  } else {
-    request = { method: "POST", body: await padBlob(), headers: { "Content-Type": "image/png" } };
-  }
+  const request = await padRequest();
   if (current !== epoch) return;
   const number = ++sent;
   request.signal = current.signal;
@@ -231,6 +240,53 @@ async function ask() {
   if (!response.ok) { showError(answer.error || `the server answered ${response.status}`); return; }
   if (mode === "number") showReading(answer); else showPrediction(answer);
   result.dataset.state = asked === generation ? "done" : "pending";
+  if (asked === generation && saliencyWanted()) {
+    if (answer.reason === "empty") hideSaliency("none"); else askSaliency(request, current, asked);
+  }
+}
+
+// --- what mattered ---------------------------------------------------------------------------
+
+function saliencyWanted() {
+  return saliencyToggle.checked && mode === "digit";
+}
+
+function hideSaliency(state) {
+  overlay.hidden = true;
+  overlay.removeAttribute("src");
+  seenFigure.dataset.saliency = state;
+}
+
+async function askSaliency(request, current, asked) {
+  seenFigure.dataset.saliency = "pending";
+  const stale = () => current !== epoch || asked !== generation || !saliencyWanted();
+  let answer;
+  try {
+    const response = await fetch("/api/saliency", request);
+    answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+    if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
+  } catch (error) {
+    if (!stale()) hideSaliency("error");
+    return;
+  }
+  if (stale()) return;
+  if (!answer.saliency) { hideSaliency("none"); return; }
+  overlay.src = `data:image/png;base64,${answer.saliency}`;
+  await overlay.decode().catch(() => {});
+  if (stale()) return;
+  overlay.hidden = false;
+  seenFigure.dataset.saliency = "shown";
+}
+
+async function toggleSaliency() {
+  if (!saliencyWanted()) { hideSaliency("off"); return; }
+  if (!strokes.length && !upload) { hideSaliency("none"); return; }
+  if (result.dataset.state !== "done") { hideSaliency("pending"); return; }   // ask() will ask for it
+  const asked = generation, current = epoch;
+  const request = await padRequest();
+  if (current !== epoch || asked !== generation) return;
+  request.signal = current.signal;
+  askSaliency(request, current, asked);
 }
 
 // --- showing answers -------------------------------------------------------------------------
@@ -270,6 +326,7 @@ function setAnswer(text, confidence, message, reason) {
 
 function showEmptyPad() {
   boxCtx.clearRect(0, 0, boxes.width, boxes.height);
+  hideSaliency(saliencyWanted() ? "none" : "off");
   setAnswer("–", "", MESSAGES.emptyPad[mode]);
   setBars(null, -1);
   setSeen(null);
@@ -278,6 +335,7 @@ function showEmptyPad() {
 }
 
 function showError(message) {
+  if (saliencyWanted()) hideSaliency("none");
   setAnswer("!", "", message);
   result.dataset.state = "error";
 }
@@ -338,7 +396,9 @@ $("undo").addEventListener("click", undo);
 $("clear").addEventListener("click", clearAll);
 $("mode-digit").addEventListener("click", () => setMode("digit"));
 $("mode-number").addEventListener("click", () => setMode("number"));
+saliencyToggle.addEventListener("change", toggleSaliency);
 document.addEventListener("keydown", (event) => {
+  if ($("draw-view").hidden) return;   // the contest has its own keys
   if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") { event.preventDefault(); undo(); }
   else if (event.key === "Escape") clearAll();
 });
