@@ -36,12 +36,15 @@ def cli() -> None:
 
 def _register() -> None:
     from numbre.cli import (
+        compare_cmd,
         data_cmd,
         draw_cmd,
         evaluate_cmd,
+        explain_cmd,
         export_cmd,
         models_cmd,
         predict_cmd,
+        report_cmd,
         serve_cmd,
         train_cmd,
     )
@@ -50,9 +53,13 @@ def _register() -> None:
     cli.add_command(models_cmd.models)
     cli.add_command(train_cmd.train)
     cli.add_command(evaluate_cmd.evaluate)
+    cli.add_command(compare_cmd.compare)
+    cli.add_command(explain_cmd.explain)
     cli.add_command(export_cmd.export)
     cli.add_command(predict_cmd.predict)
     cli.add_command(predict_cmd.read)
+    cli.add_command(report_cmd.report)
+    cli.add_command(report_cmd.summary)
     cli.add_command(serve_cmd.serve)
     cli.add_command(draw_cmd.draw)
 
