@@ -47,7 +47,7 @@ class Recipe:
         if self.schedule != "constant":
             parts.append(self.schedule)
         if self.val_split:
-            parts.append(f"val {self.val_split:g}")
+            parts.append(f"val {self.val_split:.3g}")
         if self.augment:
             parts.append(f"augment {self.augment_kind}")
         if self.label_smoothing:
