@@ -31,6 +31,7 @@ class Recipe:
     val_split: float = 0.0
     augment: bool = False
     adam_eps: float = 1e-8
+    keras_adam: bool = False  # add adam_eps to sqrt(v) before bias correction, as Keras does
     warmup_fraction: float = 0.2  # share of all steps spent warming up (onecycle only)
     warmup_start: float = 0.1  # the warm-up starts at lr * warmup_start
     augment_kind: str = "affine"  # shift: whole pixels, cheap; affine: rotate, scale, shear, shift;

@@ -84,6 +84,27 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
 
+class KerasAdam(torch.optim.Adam):
+    """Adam as Keras updates: `m * alpha / (sqrt(v) + eps)`, alpha = lr sqrt(1-b2^t) / (1-b1^t).
+
+    torch adds eps to the bias-corrected sqrt(v / (1-b2^t)) instead; the two agree exactly when
+    torch's eps at step t is eps / sqrt(1-b2^t), which `step` sets, so the fused kernel still
+    does the work. The difference is largest early on, for weights with tiny gradients.
+    """
+
+    def __init__(self, params: Any, eps: float, **kwargs: Any) -> None:
+        super().__init__(params, eps=eps, **kwargs)
+        for group in self.param_groups:
+            group["keras_eps"] = eps
+
+    def step(self, closure: Any = None) -> Any:
+        for group in self.param_groups:
+            state = self.state.get(group["params"][0], {}) if group["params"] else {}
+            done = int(state["step"]) if "step" in state else 0
+            group["eps"] = group["keras_eps"] / math.sqrt(1 - group["betas"][1] ** (done + 1))
+        return super().step(closure)
+
+
 def make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
     """Weight decay applies to conv and linear weights only, never to biases or batch-norm."""
     weights = [p for p in model.parameters() if p.ndim > 1]
@@ -93,6 +114,8 @@ def make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) 
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
     kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    if config.optimizer == "adam" and config.keras_adam:
+        kind = KerasAdam
     # The fused kernel updates every parameter in one call: about 30% faster for the MLPs.
     fused = device.type in ("cpu", "cuda")
     return kind(groups, lr=config.lr, eps=config.adam_eps, fused=fused, foreach=None if fused else True)
