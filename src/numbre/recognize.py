@@ -110,7 +110,7 @@ class Recognizer:
 
     def _predict_maps(self, maps: Sequence[InkMap]) -> list[Prediction]:
         results: list[Prediction | None] = [None] * len(maps)
-        images, where, boxes, pieces = [], [], [], []
+        images, where, boxes = [], [], []
         for index, found in enumerate(maps):
             if found.empty:
                 results[index] = self._empty()
@@ -118,13 +118,14 @@ class Recognizer:
             images.append(center_ink(found.ink, box=found.box))
             where.append(index)
             boxes.append(found.input_box(found.box))
-            pieces.append(count_digits(found.ink))
         if images:
             batch = np.stack(images) if len(images) > 1 else images[0][None]  # one image: no copy
-            for index, prediction, count in zip(where, self._classify(batch, boxes), pieces, strict=True):
-                if count > 1 and not (prediction.digit is not None and prediction.confidence >= SURE_ALONE):
+            for index, prediction in zip(where, self._classify(batch, boxes), strict=True):
+                sure = prediction.digit is not None and prediction.confidence >= SURE_ALONE
+                if not sure and count_digits(maps[index].ink) > 1:
                     # The ink falls apart into digit-sized pieces and the network does not read it
                     # confidently as one digit: several digits, not a broken one (see SURE_ALONE).
+                    # Counted only when unsure: cutting touching digits apart is the costly part.
                     prediction = Prediction(None, 0.0, (0.0,) * 10, prediction.image, prediction.box,
                                             SEVERAL)
                 results[index] = prediction
