@@ -15,7 +15,7 @@ does not recognise as a digit is "not a digit" (see `numbre.reject`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,9 @@ from numbre.errors import ModelFileError
 from numbre.images import ImageSource
 from numbre.onnx_model import DEFAULT_ONNX, OnnxModel
 from numbre.preprocess import SIDE, InkMap, center_ink, ink_map
+from numbre.read_line import read_line
 from numbre.reject import NOT_A_DIGIT, Rejector
-from numbre.segment import count_digits, split_digits
+from numbre.segment import count_digits
 
 Box = tuple[int, int, int, int]
 
@@ -133,15 +134,22 @@ class Recognizer:
 
     # --- a whole number --------------------------------------------------------------------
     def read(self, image: ImageSource) -> Reading:
-        """Read one line of written digits, any count, left to right."""
+        """Read one line of written digits, any count, left to right.
+
+        Where one digit ends and the next begins is chosen by how the network
+        reads the candidate pieces (`numbre.read_line`), so touching and broken
+        digits come apart and together right far more often than by shape alone.
+        """
         found = ink_map(image)
         if found.empty:
             return Reading(None, (), EMPTY)
-        segments = split_digits(found.ink)
-        if not segments:
+        line = read_line(found.ink, self.model.logits, self.rejector)
+        if not line.boxes:
             return Reading(None, (), EMPTY)
-        crops = np.stack([center_ink(segment.ink) for segment in segments])
-        digits = tuple(self._classify(crops, [found.input_box(segment.box) for segment in segments]))
+        decided = self._decide(line.logits, line.images, [found.input_box(box) for box in line.boxes])
+        # A digit cut out of touching ink and read unsurely is more likely a piece of a scribble.
+        digits = tuple(replace(digit, digit=None, reason=NOT_A_DIGIT) if doubtful and digit.digit is not None
+                       else digit for digit, doubtful in zip(decided, line.doubtful, strict=True))
         if any(digit.digit is None for digit in digits):
             return Reading(None, digits, NOT_A_DIGIT)
         return Reading("".join(str(digit.digit) for digit in digits), digits)
@@ -152,7 +160,11 @@ class Recognizer:
         """(N, 28, 28) prepared digits (and their boxes) -> predictions, calibrated, rejection applied."""
         if images is None or len(images) == 0:
             return []
-        logits = self.model.logits(images)
+        return self._decide(self.model.logits(images), images, boxes)
+
+    def _decide(self, logits: np.ndarray, images: np.ndarray,
+                boxes: Sequence[Box | None] | None = None) -> list[Prediction]:
+        """The network's (N, classes) logits for (N, 28, 28) images -> calibrated predictions."""
         probabilities, reasons = self.rejector.decide(logits, images)
         predictions = []
         for index, (image, row, reason) in enumerate(zip(images, probabilities, reasons, strict=True)):

@@ -1,0 +1,111 @@
+"""Reading whole numbers by letting the network choose the cuts: numbers shapes alone got wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from numbre import Recognizer
+from numbre.drawn import drawn_number, drawn_number_with_boxes, glyph
+from numbre.read_line import best_path, candidates, read_line
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.load()
+
+
+def check_reading(recognizer: Recognizer, digits: tuple[int, ...], seed: int, **options) -> None:
+    """The number is read exactly, one box per digit, left to right, each centred on its digit."""
+    image, true_boxes = drawn_number_with_boxes([glyph(digit) for digit in digits],
+                                                np.random.default_rng(seed), **options)
+    reading = recognizer.read(image)
+    assert reading.number == "".join(map(str, digits)), reading.to_dict()
+    assert reading.reason is None and all(digit.reason is None for digit in reading.digits)
+    boxes = [digit.box for digit in reading.digits]
+    centres = [(x0 + x1) / 2 for x0, _, x1, _ in boxes]
+    assert centres == sorted(centres) and len(set(centres)) == len(centres)  # left to right
+    for (x0, y0, x1, y1), (true_x0, _, true_x1, _) in zip(boxes, true_boxes, strict=True):
+        assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
+        assert true_x0 <= (x0 + x1) / 2 <= true_x1
+
+
+# Each was misread by cutting on shape alone (split_digits), as noted: "-" when a digit was rejected.
+@pytest.mark.parametrize(("digits", "seed"), [
+    ((1, 4, 8), 5008),  # read "18": the 1 and the 4 were one digit
+    ((3, 1, 7, 1, 2), 5012),  # "31772"
+    ((9, 4, 8, 7, 9, 0), 5017),  # "98790"
+    ((5, 8, 6), 5000),  # "-"
+])
+def test_touching_digits_are_read_exactly(recognizer: Recognizer, digits: tuple[int, ...], seed: int) -> None:
+    check_reading(recognizer, digits, seed, touching=True)
+
+
+@pytest.mark.parametrize(("digits", "seed"), [((8, 2, 3, 4, 7), 5045), ((4, 9, 2), 5050)])  # both "-"
+def test_digits_with_broken_strokes_are_read_exactly(recognizer: Recognizer, digits: tuple[int, ...],
+                                                     seed: int) -> None:
+    check_reading(recognizer, digits, seed, broken=True)
+
+
+@pytest.mark.parametrize(("digits", "seed"), [((0, 6, 5, 0, 9), 5010), ((0, 9, 9, 5), 5005),
+                                              ((6, 8, 0, 5, 1, 7), 5001)])  # all "-"
+def test_touching_and_broken_digits_are_read_exactly(recognizer: Recognizer, digits: tuple[int, ...],
+                                                     seed: int) -> None:
+    check_reading(recognizer, digits, seed, touching=True, broken=True)
+
+
+def scribble(seed: int) -> np.ndarray:
+    """A 28x28 tangle of strokes through random points: ink that is no digit."""
+    rng = np.random.default_rng(seed)
+    canvas = Image.new("L", (112, 112), 0)
+    points = [(float(x), float(y)) for x, y in rng.uniform(16, 96, size=(14, 2))]
+    ImageDraw.Draw(canvas).line(points, fill=255, width=9, joint="curve")
+    return np.asarray(canvas.resize((28, 28), Image.BOX))
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5])
+def test_a_scribble_among_digits_is_not_a_digit(recognizer: Recognizer, seed: int) -> None:
+    image = drawn_number([glyph(4), glyph(2), scribble(seed), glyph(7)], np.random.default_rng(seed))
+    reading = recognizer.read(image)
+    assert reading.number is None and reading.reason == "not a digit", reading.to_dict()
+    assert [digit.digit for digit in reading.digits] == [4, 2, None, 7]
+    assert reading.digits[2].reason == "not a digit"
+    assert reading.to_dict()["digits"][2]["reason"] == "not a digit"
+
+
+def test_a_blank_line_is_empty(recognizer: Recognizer) -> None:
+    assert recognizer.read(np.full((120, 500), 240, np.uint8)).to_dict() == {
+        "number": None, "digits": [], "reason": "empty"}
+    blank = np.zeros((60, 200), np.float32)
+    assert candidates(blank) is None
+    line = read_line(blank, recognizer.model.logits, recognizer.rejector)
+    assert line.boxes == [] and line.images.shape == (0, 28, 28) and line.doubtful == []
+
+
+def test_the_json_shape_is_unchanged(recognizer: Recognizer) -> None:
+    image = drawn_number([glyph(digit) for digit in (2, 0, 2, 6)], np.random.default_rng(3), touching=True)
+    result = recognizer.read(image).to_dict()
+    assert set(result) == {"number", "digits"} and result["number"] == "2026"
+    assert all(set(entry) == {"digit", "confidence", "box"} and len(entry["box"]) == 4
+               for entry in result["digits"])
+
+
+def test_two_pieces_side_by_side_are_candidates_alone_and_together() -> None:
+    ink = np.zeros((100, 200), np.float32)
+    ink[20:80, 40:46] = 1.0  # two upright strokes, 34 px apart: each a "1", or one digit with a gap
+    ink[20:80, 80:86] = 1.0
+    found = candidates(ink)
+    assert found is not None and found.slices == 2
+    assert sorted(map(tuple, found.spans.tolist())) == [(0, 1), (0, 2), (1, 2)]
+    assert found.images.shape == (3, 28, 28)
+    together = [tuple(span) for span in found.spans.tolist()].index((0, 2))
+    assert found.boxes[together] == (40, 20, 86, 80)
+    width, height, cut, gap, slices = found.geometry[together]
+    assert (width, height, cut, gap, slices) == pytest.approx((46 / 60, 1.0, 0.0, 34 / 60, 2))
+
+
+def test_best_path_covers_every_slice_once_with_the_highest_total() -> None:
+    spans = np.array([[0, 1], [1, 2], [0, 2], [2, 3]])
+    assert best_path(spans, 3, np.array([1.0, 1.0, 3.0, 0.5])) == [2, 3]  # joined: 3.5 beats 2.5
+    assert best_path(spans, 3, np.array([2.0, 2.0, 3.0, -1.0])) == [0, 1, 3]  # apart: 3.0 beats 2.0
