@@ -22,7 +22,6 @@ import io
 import json
 import os
 import random
-import resource
 import struct
 import subprocess
 import sys
@@ -165,7 +164,7 @@ def fuzz(count: int, seed: int) -> dict:
     return {"cases": sum(outcomes.values()) + len(failures), "outcomes": dict(outcomes.most_common()),
             "seconds": round(time.perf_counter() - started, 2),
             "slowest_case_cpu_ms": round(slowest * 1000, 1), "slowest_case": slowest_case,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mb": peak_rss_mb(),
             "failures": failures[:20], "failure_count": len(failures)}
 
 
@@ -256,6 +255,19 @@ def test_ten_thousand_mutated_uploads_get_no_server_error(tmp_path: Path) -> Non
     print(f"\nHTTP fuzz: {dict(statuses)} in {seconds:.1f} s")
 
 
+def peak_rss_mb() -> int:
+    """This process's own peak resident memory (VmHWM), in MB.
+
+    Not getrusage's ru_maxrss: Linux carries the parent's peak across fork and exec into it, so a
+    child of a large test process would report the parent's memory, not its own.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(json.dumps(fuzz(int(sys.argv[1]), int(sys.argv[2]))))
+

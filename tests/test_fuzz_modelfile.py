@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import random
-import resource
 import struct
 import subprocess
 import sys
@@ -411,7 +410,7 @@ def fuzz(kind: str, count: int, seed: int) -> dict:
     return {"kind": kind, "cases": sum(kinds.values()), "outcomes": dict(outcomes),
             "mutations": dict(kinds.most_common()), "seconds": round(time.perf_counter() - started, 2),
             "slowest_case_cpu_ms": round(slowest * 1000, 1), "slowest_case": slowest_kind,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mb": peak_rss_mb(),
             "failures": failures[:20], "failure_count": len(failures)}
 
 
@@ -495,6 +494,19 @@ def _blank_png() -> bytes:
     return buffer.getvalue()
 
 
+def peak_rss_mb() -> int:
+    """This process's own peak resident memory (VmHWM), in MB.
+
+    Not getrusage's ru_maxrss: Linux carries the parent's peak across fork and exec into it, so a
+    child of a large test process would report the parent's memory, not its own.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 if __name__ == "__main__":
     kind, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     print(json.dumps(fuzz(kind, count, seed)))
+

@@ -53,7 +53,7 @@ def test_seed_cnn_a_layers_shapes_and_counts_are_keras_ones_channels_first() -> 
         ("max_pool2d_1", "MaxPool2d", (None, 64, 5, 5), 0),
         ("relu_1", "ReLU", (None, 64, 5, 5), 0),
         ("flatten", "Flatten", (None, 1600), 0),
-        ("dropout", "Dropout", (None, 1600), 0),
+        ("keras_dropout", "KerasDropout", (None, 1600), 0),  # dropout drawn as TensorFlow draws it
         ("linear", "Linear", (None, 10), 16_010),
     ]
     lines = format_summary(table).splitlines()

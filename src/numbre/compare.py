@@ -11,7 +11,6 @@ without the machine, so every leaderboard carries its hardware.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import tempfile
@@ -24,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from numbre import __version__
-from numbre.atomic import atomic_save
 from numbre.errors import NumbreError, TrainingError
 
 CLASSIC_MODELS = ("seed-cnn-a", "numbre-mlp", "mlp-3-hidden", "seed-cnn-b")
@@ -280,14 +278,7 @@ def chart_figure(entries: Sequence[Entry], title: str = ""):
 
 def save_chart(entries: Sequence[Entry], path: Path, title: str = "") -> Path:
     """Write `chart_figure` to a PNG whose text chunk PNG_KEY holds the plotted rows as JSON."""
-    from numbre.plots import _pyplot
+    from numbre.plots import save_png_with_text
 
-    plt = _pyplot()
-    figure = chart_figure(entries, title)
-    metadata = {PNG_KEY: json.dumps([entry.to_dict() for entry in entries])}
-    path = Path(path)
-    try:
-        atomic_save(path, lambda temp: figure.savefig(temp, format="png", dpi=100, metadata=metadata))
-    finally:
-        plt.close(figure)
-    return path
+    rows = [entry.to_dict() for entry in entries]
+    return save_png_with_text(chart_figure(entries, title), path, PNG_KEY, rows)

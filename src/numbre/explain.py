@@ -16,7 +16,6 @@ figure needs matplotlib: both come with the `train` extra.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from numbre.atomic import atomic_save
 from numbre.errors import ImageError, ModelFileError, NumbreError
 from numbre.images import ImageSource
 from numbre.onnx_model import OnnxModel
@@ -353,14 +351,7 @@ def mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:
 
 def save_explanation_png(explanation: Explanation, path: Path | str) -> Path:
     """Draw the figure to a PNG; its text chunk PNG_KEY holds `summary()` as JSON."""
-    from numbre.plots import _pyplot
+    from numbre.plots import save_png_with_text
 
-    plt = _pyplot()
-    figure = explanation_figure(explanation)
-    metadata = {PNG_KEY: json.dumps(explanation.summary())}
-    path = Path(path)
-    try:
-        atomic_save(path, lambda temp: figure.savefig(temp, format="png", dpi=100, metadata=metadata))
-    finally:
-        plt.close(figure)
-    return path
+    rows = explanation.summary()
+    return save_png_with_text(explanation_figure(explanation), path, PNG_KEY, rows)

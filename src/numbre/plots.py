@@ -25,6 +25,21 @@ def _save(figure, path: Path) -> None:
     atomic_save(path, lambda temp: figure.savefig(temp, format="png", dpi=100))
 
 
+def save_png_with_text(figure, path: Path | str, key: str, value: object) -> Path:
+    """Write `figure` atomically as a PNG whose text chunk `key` holds `value` as JSON (what the
+    figure shows, for tests and tools to read back), then release the figure."""
+    import json
+
+    plt = _pyplot()
+    path = Path(path)
+    metadata = {key: json.dumps(value)}
+    try:
+        atomic_save(path, lambda temp: figure.savefig(temp, format="png", dpi=100, metadata=metadata))
+    finally:
+        plt.close(figure)
+    return path
+
+
 def sample_grid(images: np.ndarray, labels: np.ndarray, class_names, path: Path,
                 columns: int = 10, title: str = "") -> None:
     """A grid of images, each captioned with its class name."""

@@ -62,7 +62,7 @@ import numpy as np
 
 from numbre.preprocess import INK, SIDE, _step, center_ink, components, stroke_width
 from numbre.reject import DIGITS, Rejector
-from numbre.segment import SEAM_ROWS, SPECK_FRACTION
+from numbre.segment import SEAM_ROWS, SPECK_FRACTION, pooled_mask
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in ink-map pixels, x1/y1 exclusive
 Logits = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 -> (N, classes) logits
@@ -282,11 +282,7 @@ def _seams(mask: np.ndarray, line_height: int, stroke: float) -> tuple[list[np.n
     pool = max(1, round(height / SEAM_ROWS))
     small = mask
     if pool > 1:
-        small = np.zeros((-(-height // pool), -(-width // pool)), bool)
-        for row in range(pool):
-            for column in range(pool):
-                view = mask[row::pool, column::pool]
-                small[: view.shape[0], : view.shape[1]] |= view
+        small = pooled_mask(mask, pool)
     ink = small.astype(np.float64)
     down, down_moves = _carve(ink)
     up, up_moves = _carve(ink[::-1])

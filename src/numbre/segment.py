@@ -231,11 +231,7 @@ def _cheapest_seam(mask: np.ndarray, low: int, high: int, target: float,
     height, width = mask.shape
     pool = max(1, round(height / SEAM_ROWS))
     if pool > 1:
-        small = np.zeros((-(-height // pool), -(-width // pool)), bool)
-        for row in range(pool):
-            for column in range(pool):
-                view = mask[row::pool, column::pool]
-                small[: view.shape[0], : view.shape[1]] |= view
+        small = pooled_mask(mask, pool)
         found = _cheapest_seam(small, low // pool, -(-high // pool), target / pool, stroke / pool)
         if found is None:
             return None
@@ -274,6 +270,18 @@ def _cheapest_seam(mask: np.ndarray, low: int, high: int, target: float,
     for row in range(height - 1, 0, -1):
         seam[row - 1] = seam[row] + moves[row, seam[row]]
     return seam, float(mask[np.arange(height), seam].sum())
+
+
+def pooled_mask(mask: np.ndarray, pool: int) -> np.ndarray:
+    """`mask` max-pooled by `pool` x `pool` (ceil-sized): a seam that misses the ink here misses it
+    at full size, and the seam search runs once per pooled row."""
+    height, width = mask.shape
+    small = np.zeros((-(-height // pool), -(-width // pool)), bool)
+    for row in range(pool):
+        for column in range(pool):
+            view = mask[row::pool, column::pool]
+            small[: view.shape[0], : view.shape[1]] |= view
+    return small
 
 
 def _trimmed(part: _Part, mask: np.ndarray) -> _Part | None:
