@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from test_fuzz_modelfile import damage
+from test_fuzz_modelfile import damage, peak_rss_mb
 from webhelpers import strokes_png
 
 CASES = 10_000
@@ -253,18 +253,6 @@ def test_ten_thousand_mutated_uploads_get_no_server_error(tmp_path: Path) -> Non
     assert health.status_code == 200 and health.json()["status"] == "ok", health.text
     assert seven.status_code == 200 and seven.json()["digit"] == 7, seven.text
     print(f"\nHTTP fuzz: {dict(statuses)} in {seconds:.1f} s")
-
-
-def peak_rss_mb() -> int:
-    """This process's own peak resident memory (VmHWM), in MB.
-
-    Not getrusage's ru_maxrss: Linux carries the parent's peak across fork and exec into it, so a
-    child of a large test process would report the parent's memory, not its own.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 if __name__ == "__main__":

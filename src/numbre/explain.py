@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from numbre.errors import ImageError, ModelFileError, NumbreError
+from numbre.evaluate import log_softmax
 from numbre.images import ImageSource
 from numbre.onnx_model import OnnxModel
 from numbre.preprocess import SIDE
@@ -66,7 +67,7 @@ def occlusion_saliency(model: OnnxModel, image28: np.ndarray, patch: int = 4, st
     batch = np.repeat(image[None], len(squares) + 1, axis=0)  # copy 0 stays intact: the reference
     for index, (top, left) in enumerate(squares, start=1):
         batch[index, top:top + patch, left:left + patch] = 0.0
-    log_probabilities = _log_softmax(model.logits(batch))
+    log_probabilities = log_softmax(model.logits(batch))
     if target is None:
         target = int(np.argmax(log_probabilities[0]))
     drops = log_probabilities[0, target] - log_probabilities[1:, target]
@@ -79,12 +80,6 @@ def occlusion_saliency(model: OnnxModel, image28: np.ndarray, patch: int = 4, st
     saliency = np.clip(saliency / covered, 0.0, None)
     peak = saliency.max()
     return (saliency / peak if peak > 0 else saliency).astype(np.float32)
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    logits = np.asarray(logits, np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 # --- the explanation ---------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numbre.evaluate import log_softmax
 from numbre.preprocess import INK, SIDE, _step, center_ink, components, stroke_width
 from numbre.reject import DIGITS, Rejector
 from numbre.segment import SEAM_ROWS, SPECK_FRACTION, pooled_mask
@@ -129,9 +130,7 @@ def read_line(ink: np.ndarray, logits: Logits, rejector: Rejector) -> LineDigits
 def best_log_probability(logits: np.ndarray, rejector: Rejector) -> np.ndarray:
     """(N,) log of the calibrated probability of each image's most likely digit, among all classes
     (so a likely "not a digit" lowers it)."""
-    scaled = np.asarray(logits, np.float64) / rejector.temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    return scaled[:, :DIGITS].max(axis=1) - np.log(np.exp(scaled).sum(axis=1))
+    return log_softmax(np.asarray(logits, np.float64) / rejector.temperature)[:, :DIGITS].max(axis=1)
 
 
 def segment_scores(found: Candidates, log_p: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from numbre.evaluate import softmax
+from numbre.evaluate import log_softmax, softmax
 
 NOT_A_DIGIT = "not a digit"
 DIGITS = 10  # the first ten logits are the digits 0-9; an eleventh, if any, is NOT_A_DIGIT
@@ -134,8 +134,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray) -> float:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_probabilities = log_softmax(logits)
     return float(-log_probabilities[np.arange(len(labels)), labels].mean())
 
 
