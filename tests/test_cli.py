@@ -127,3 +127,13 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path: Path, tiny_folder
 def test_python_dash_m_and_version() -> None:
     result = subprocess.run([sys.executable, "-m", "numbre", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"numbre, version {__version__}"
+
+
+def test_the_command_line_runs_without_the_serve_extra() -> None:
+    """`pip install 'numbre[train]'` has no web server: every command but `serve` must still load."""
+    blocked = ("import sys\nfor name in ('anyio', 'starlette', 'fastapi', 'uvicorn'): "
+               "sys.modules[name] = None\n")
+    result = subprocess.run([sys.executable, "-c", blocked + "from numbre.cli import main\nmain()", "models"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "numbre-robust" in result.stdout

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from numbre.cli.predict_cmd import model_option
-from numbre.web.limits import ServeLimits
+from numbre.web.settings import ServeLimits
 
 DEFAULTS = ServeLimits()
 

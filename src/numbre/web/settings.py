@@ -1,0 +1,72 @@
+"""The limits of a `numbre serve` process, as plain settings.
+
+Kept apart from `numbre.web.limits` (which enforces them with starlette and anyio) so that the
+command line can read and check them without the `serve` extra installed: every `numbre`
+command imports the CLI's option tables, and `pip install 'numbre[train]'` has no web server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from numbre.errors import NumbreError
+from numbre.images import MAX_PIXELS
+
+ENVIRONMENT_PREFIX = "NUMBRE_SERVE_"
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """The limits of one server process; the defaults suit a laptop or a small VM."""
+
+    max_bytes: int = 8_000_000  # a phone photo is 2-8 MB; the pad's PNG is a few kB
+    max_pixels: int = MAX_PIXELS  # 40 MP: the largest common camera; decoded, 120 MB of RGB
+    threads: int = 0  # recognitions at once; 0: one per core
+    max_pending: int = 256  # POST requests in the process at once; 256 x ~2 ms is half a second of queue
+    timeout: float = 10.0  # seconds for a POST request, from its headers to its answer
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_pixels", "max_pending"):
+            if getattr(self, name) < 1:
+                raise NumbreError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.threads < 0:
+            raise NumbreError(f"threads must be 0 (one per core) or more, not {self.threads}")
+        if not self.timeout > 0:
+            raise NumbreError(f"timeout must be more than 0 seconds, not {self.timeout}")
+
+    @property
+    def workers(self) -> int:
+        """Threads that run recognitions: `threads`, or the number of cores."""
+        return self.threads or os.cpu_count() or 1
+
+    def environment(self) -> dict[str, str]:
+        """These limits as NUMBRE_SERVE_* variables, the way `numbre serve` hands them to its workers."""
+        return {ENVIRONMENT_PREFIX + item.name.upper(): str(getattr(self, item.name))
+                for item in fields(self)}
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str] | None = None) -> ServeLimits:
+        """The limits named by NUMBRE_SERVE_* variables; the defaults for those not set."""
+        environment = os.environ if environment is None else environment
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name = ENVIRONMENT_PREFIX + item.name.upper()
+            text = environment.get(name, "").strip()
+            if not text:
+                continue
+            kind = float if item.name == "timeout" else int
+            try:
+                values[item.name] = kind(text)
+            except ValueError:
+                raise NumbreError(f"{name}={text!r} is not a{'' if kind is float else 'n integer'} "
+                                  f"number; unset it or give a number") from None
+        return cls(**values)
+
+    def describe(self) -> str:
+        """One line for the server's start-up message."""
+        return (f"limits: {self.max_bytes:,} bytes and {self.max_pixels / 1e6:g} megapixels an image, "
+                f"{self.workers} recognition thread(s), {self.max_pending} requests at once, "
+                f"{self.timeout:g} s a request")
