@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from numbre.errors import ImageError, NumbreError
-from numbre.images import box_reduce, flatten_alpha, load_image, open_image
+from numbre.images import Pixels, box_reduce, flatten_alpha, grey_pixels, load_image, open_image
 
 
 def encoded(image: Image.Image, format: str = "PNG", **options) -> bytes:
@@ -210,3 +210,53 @@ def test_open_image_returns_an_upright_pil_image() -> None:
     picture = open_image(encoded(Image.fromarray(bar_image())))
     assert picture.size == (60, 40)
     assert open_image(bar_image()).mode == "F"
+
+
+def plain_pngs() -> dict[str, bytes]:
+    """PNGs of each kind the libspng route decodes, and of kinds it leaves to Pillow."""
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (90, 70), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    canvas = np.zeros((90, 70, 4), np.uint8)
+    canvas[20:70, 30:40, 3] = rng.integers(1, 256, (50, 10), dtype=np.uint8)  # black ink drawn by alpha
+    painted = np.dstack([rgb, np.full((90, 70), 255, np.uint8)])
+    painted[:, :8, 3] = 0  # a painted sheet with a transparent margin
+    opaque = np.dstack([rgb, np.full((90, 70), 255, np.uint8)])
+    return {
+        "grey": encoded(Image.fromarray(grey)),
+        "rgb": encoded(Image.fromarray(rgb)),
+        "canvas": encoded(Image.fromarray(canvas)),
+        "painted": encoded(Image.fromarray(painted)),
+        "opaque rgba": encoded(Image.fromarray(opaque)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(plain_pngs()))
+@pytest.mark.parametrize("reduce", [1, 2, 3])
+def test_plain_pngs_decode_to_the_same_grey_by_either_route(name: str, reduce: int) -> None:
+    """libspng reads plain 8-bit PNGs (a canvas export in half the time); the grey must be Pillow's."""
+    data = plain_pngs()[name]
+    fast = open_image(data)
+    assert isinstance(fast, Pixels), "a plain 8-bit PNG should take the libspng route"
+    by_pillow = Image.open(io.BytesIO(data))
+    assert fast.size == by_pillow.size
+    assert np.array_equal(grey_pixels(fast, reduce), grey_pixels(by_pillow, reduce))
+    box = (7, 11, 50, 83)
+    assert np.array_equal(grey_pixels(fast.crop(box), reduce), grey_pixels(by_pillow.crop(box), reduce))
+
+
+def test_pngs_beyond_the_plain_kinds_are_read_by_pillow() -> None:
+    bar = Image.fromarray(bar_image())
+    keyed = encoded(bar.convert("RGB"), transparency=(255, 255, 255))
+    others = {"palette": encoded(bar.convert("P")), "16-bit": encoded(bar.convert("I;16")),
+              "colour key": keyed, "grey and alpha": encoded(bar.convert("LA"))}
+    for name, data in others.items():
+        assert not isinstance(open_image(data), Pixels), name
+        assert load_image(data).shape == (40, 60), name
+    # The colour key makes the white paper transparent: the bar is what remains, on a contrasting ground.
+    assert load_image(keyed)[10, 10] != load_image(keyed)[30, 40]
+
+
+def test_a_truncated_plain_png_gets_pillows_message() -> None:
+    data = plain_pngs()["rgb"]
+    assert "truncated" in refused(data[: len(data) // 2])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -28,7 +29,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from numbre.errors import ImageError
 
-ImageSource = str | Path | bytes | Image.Image | np.ndarray
+try:  # libspng decodes a PNG to an array in about half of Pillow's time (see _decode_plain_png)
+    import pyspng
+except ImportError:  # a declared dependency; without it (an install with --no-deps) Pillow decodes all
+    pyspng = None
+
 
 MAX_BYTES = 20_000_000  # a phone photo is 2-10 MB; more is not a handwritten digit
 MAX_PIXELS = 40_000_000  # a 48-megapixel camera is the largest common source
@@ -38,6 +43,14 @@ MAX_ASPECT = 50
 # Raster formats people send digits in. Pillow identifies many more (EPS, which it renders by
 # running Ghostscript; rarely used formats whose decoders see little scrutiny): none is opened.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "AVIF", "PPM")  # JPEG includes MPO
+
+# PNGs that libspng decodes straight to an array: 8-bit grey, RGB or RGBA (colour types 0, 2, 6),
+# not interlaced: the images a canvas, a screenshot or a scanner writes. Everything else goes to
+# Pillow, and so do files with a transparency key (tRNS), an orientation (eXIf) or an animation
+# (acTL): Pillow's handling of those is what every other format gets.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PLAIN_PNG = {0: "L", 2: "RGB", 6: "RGBA"}
+_PNG_EXTRAS = (b"tRNS", b"eXIf", b"acTL")
 
 # ITU-R 601 luma, the weights Pillow's convert("L") uses, so arrays and files agree.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -61,16 +74,53 @@ def load_image(source: ImageSource, *, max_bytes: int = MAX_BYTES,
     return grey_pixels(open_image(source, max_bytes=max_bytes, max_pixels=max_pixels))
 
 
+class Pixels:
+    """The 8-bit pixels of a plain PNG decoded without Pillow, behind the part of `PIL.Image.Image`'s
+    interface the pipeline uses (`mode`, `size`, `width`, `height`, `crop`).
+
+    `open_image` returns one for a canvas export, so that `grey_pixels` reads
+    the array itself instead of copying a PIL image into numpy.
+    """
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array  # (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8
+        self.mode = {2: "L", 3: "RGB", 4: "RGBA"}[array.ndim if array.ndim == 2 else array.shape[2]]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.array.shape[1], self.array.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.array.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.array.shape[0]
+
+    def crop(self, box: tuple[int, int, int, int]) -> Pixels:
+        """The region (x0, y0, x1, y1), x1/y1 exclusive, inside the image as `PIL.Image.crop` gives it."""
+        x0, y0, x1, y1 = box
+        return Pixels(self.array[y0:y1, x0:x1])
+
+    def to_pil(self) -> Image.Image:
+        return Image.fromarray(np.ascontiguousarray(self.array), self.mode)
+
+
+Picture = Image.Image | Pixels  # a decoded image
+ImageSource = str | Path | bytes | Picture | np.ndarray  # anything `load_image` reads
+
+
 def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES,
-               max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """The checked, decoded, upright first frame as a PIL image; arrays become grey 'F' images.
+               max_pixels: int = MAX_PIXELS) -> Picture:
+    """The checked, decoded, upright first frame as a PIL image (or `Pixels`); arrays become grey 'F' images.
 
     The first half of `load_image`, for callers that shrink the image before
     converting it (`numbre.preprocess` reads a 280x280 canvas at 140x140).
     """
     if isinstance(source, np.ndarray):
         return Image.fromarray(_array_to_grey(source, max_pixels), "F")
-    if isinstance(source, Image.Image):
+    if isinstance(source, Image.Image | Pixels):
         _check_size(source.size, max_pixels, "the image")
         return source
     if isinstance(source, bytes | bytearray | memoryview):
@@ -82,13 +132,15 @@ def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES,
                      "pass a file path, the file's bytes, a PIL image or a numpy array")
 
 
-def grey_pixels(image: Image.Image, reduce: int = 1) -> np.ndarray:
+def grey_pixels(image: Picture, reduce: int = 1) -> np.ndarray:
     """float32 (H, W) grey in [0, 1] of a PIL image of any mode, box-shrunk by a whole `reduce` factor.
 
     Shrinking happens on 8-bit values before anything is converted to floats,
     so a large image costs little more than its decoding. The result has
     ceil(H / reduce) x ceil(W / reduce) pixels.
     """
+    if isinstance(image, Pixels):
+        return _grey_from_array(image, reduce)
     mode = image.mode
     if mode in ("I;16", "I;16L"):  # native uint16: scaled value by value, so band by band
         return _banded(image, reduce, _scale_to_unit)
@@ -108,6 +160,19 @@ def grey_pixels(image: Image.Image, reduce: int = 1) -> np.ndarray:
     if image.mode != "L":
         image = image.convert("L")
     return _banded(image, reduce, lambda grey: grey) * np.float32(1 / 255)
+
+
+def _grey_from_array(image: Pixels, reduce: int) -> np.ndarray:
+    """`grey_pixels` of decoded 8-bit pixels, the same values the PIL route gives for the same image."""
+    pixels = image.array
+    if image.mode == "RGBA":
+        sample = _sample(pixels)
+        if sample[..., 3].min() < 255:  # the PIL route's rule: judged on the same sample
+            return _flatten_rgba(pixels, reduce, sample)
+        image = Pixels(pixels[..., :3])
+    if image.mode == "RGB":  # Pillow's own luma conversion, so both routes round alike
+        pixels = np.asarray(image.to_pil().convert("L"))
+    return box_reduce(pixels, reduce) * np.float32(1 / 255)
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
@@ -260,12 +325,15 @@ def _what_it_looks_like(data: bytes) -> str:
     return "it is not a format numbre reads; use PNG, JPEG, GIF, BMP, TIFF or WebP"
 
 
-def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Image.Image:
+def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Picture:
     if not data:
         raise ImageError(f"{name} is empty (0 bytes); the upload or the file is missing its content")
     if len(data) > max_bytes:
         raise ImageError(f"{name} is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
                          "crop or shrink the picture to the digits first")
+    plain = _decode_plain_png(data, name, max_pixels)
+    if plain is not None:
+        return plain
     with warnings.catch_warnings():
         # Pillow's notes on a damaged file ("Corrupt EXIF data") add nothing to the answer or refusal.
         warnings.simplefilter("ignore", UserWarning)
@@ -296,6 +364,28 @@ def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Image.Im
         with contextlib.suppress(Exception):
             image = ImageOps.exif_transpose(image)
     return image
+
+
+def _decode_plain_png(data: bytes, name: str, max_pixels: int) -> Pixels | None:
+    """A plain 8-bit PNG decoded by libspng, or None to let Pillow decode `data`.
+
+    A 280x280 canvas export decodes in about 0.3 ms this way against 0.6-0.8 ms
+    through Pillow and its copy into numpy: a third of reading a drawn digit.
+    The size is checked from the header first, as for every image. Any file
+    libspng refuses goes to Pillow, whose messages say what is wrong.
+    """
+    if pyspng is None or len(data) < 33 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour, _compression, _filter, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if depth != 8 or colour not in _PLAIN_PNG or interlace or not 0 < width * height <= max_pixels \
+            or any(chunk in data for chunk in _PNG_EXTRAS):
+        return None  # refusals, too, are Pillow's: one set of messages for every format
+    _check_size((width, height), max_pixels, name)
+    try:
+        pixels = pyspng.load(data, _PLAIN_PNG[colour])
+    except Exception:  # truncated or corrupt: Pillow decodes what it can or says what is wrong
+        return None
+    return Pixels(pixels)
 
 
 def _check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:

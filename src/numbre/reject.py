@@ -50,14 +50,13 @@ class Rejector:
     def decide(self, logits: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
         """(N, C) logits and the (N, 28, 28) images they came from -> calibrated (N, 10) digit
         probabilities and, per image, NOT_A_DIGIT or None (trust the most likely digit)."""
-        never = Rejector()
-        uses_ink = self.max_ink < never.max_ink or self.max_stroke < never.max_stroke
+        uses_ink = self.max_ink < _NEVER.max_ink or self.max_stroke < _NEVER.max_stroke
         scores = self.scores(logits, images if uses_ink else None)  # the ink signs cost 0.1 ms an image
         rejected = ((scores["confidence"] < self.min_confidence)
                     | (scores["not_a_digit"] > self.max_not_a_digit))
         if uses_ink:
             rejected |= (scores["ink"] > self.max_ink) | (scores["stroke"] > self.max_stroke)
-        return scores["probabilities"], [NOT_A_DIGIT if flag else None for flag in rejected]
+        return scores["probabilities"], [NOT_A_DIGIT if flag else None for flag in rejected.tolist()]
 
     def scores(self, logits: np.ndarray, images: np.ndarray | None) -> dict[str, np.ndarray]:
         """Every quantity the policy looks at, per image (for fitting and for benchmarks); without
@@ -86,6 +85,9 @@ class Rejector:
     def from_meta(cls, meta: dict[str, Any]) -> Rejector:
         """The policy stored in a model file's metadata; a model trained without one rejects nothing."""
         return cls.from_dict(meta.get(META_KEY) or {})
+
+
+_NEVER = Rejector()  # the defaults: what "not used" looks like for each threshold
 
 
 def ink_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

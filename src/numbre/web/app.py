@@ -45,7 +45,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from numbre import __version__
 from numbre.errors import NumbreError
-from numbre.images import open_image
+from numbre.images import Picture, open_image
 from numbre.web import schemas
 from numbre.web.limits import RETRY_AFTER, Admission, RequestLimits, ServeLimits, WorkPool
 from numbre.web.uploads import FIELD, UploadError, image_bytes
@@ -98,7 +98,7 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
     app.state.limits = limits
     index = (STATIC / "index.html").read_bytes()
 
-    def decoded(data: bytes) -> Image.Image:
+    def decoded(data: bytes) -> Picture:
         """The upload as a checked image: the server's pixel limit applies before the pixels are decoded."""
         return open_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
 
