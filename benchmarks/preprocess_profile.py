@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import itertools
 import pstats
 import statistics
@@ -29,24 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from numbre.drawn import drawn_digit, glyph
+from inference_speed import canvas_png  # this folder is on sys.path when a script here runs
 from numbre.images import open_image
 from numbre.preprocess import center_ink, ink_map
 from numbre.recognize import Recognizer
 from numbre.segment import count_digits
-
-
-def canvas_png(seed: int) -> bytes:
-    """A browser canvas export: RGBA, black paint, transparent background."""
-    image = drawn_digit(glyph(7), np.random.default_rng(seed), style="canvas")
-    if image.shape[2] == 3:  # the style also draws white-on-black RGB; the export is RGBA
-        image = np.concatenate([np.zeros_like(image), image[..., :1]], axis=2)
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def step_medians(recognizer: Recognizer, png: bytes, repeats: int, clock) -> dict[str, float]:

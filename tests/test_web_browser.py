@@ -21,7 +21,8 @@ import playwright.sync_api as playwright_api
 import pytest
 from PIL import Image
 
-from numbre.drawn import drawn_digit, drawn_number, glyph
+from numbre.drawn import drawn_digit, drawn_number, glyph, page_export
+from numbre.images import Pixels, open_image
 from numbre.recognize import Recognizer
 from numbre.reject import Rejector
 from numbre.web.app import create_app
@@ -172,6 +173,23 @@ def test_something_that_is_not_a_digit_says_so(page, recognizer: Recognizer, mon
     assert expected.reason == "not a digit", f"the scribble was read as {expected}"
     expect(page.locator("#answer")).to_have_text("?")
     expect(page.locator("#message")).to_have_text("That does not look like a digit.")
+
+
+def test_the_pad_sends_an_opaque_rgba_png(page) -> None:
+    """What the benchmarks post as "the page's canvas PNG" (numbre.drawn.page_export) is what it sends:
+    black ink on white, 8-bit RGBA with every pixel opaque, read on the libspng route."""
+    draw(page, ONE)
+    answered(page)
+    url = page.locator("#pad").evaluate("pad => pad.toDataURL('image/png')")
+    data = base64.b64decode(url.split(",", 1)[1])
+    assert data[24:26] == bytes([8, 6]), "bit depth 8, colour type 6 (RGBA)"
+    pixels = open_image(data)
+    assert isinstance(pixels, Pixels) and pixels.mode == "RGBA"
+    assert pixels.array[..., 3].min() == 255 and pixels.array[0, 0, :3].tolist() == [255, 255, 255]
+    ink = 255 - pixels.array[..., 0]
+    assert ink.max() == 255
+    exported = page_export(np.dstack([np.zeros((*ink.shape, 3), np.uint8), ink]))
+    assert np.array_equal(exported, pixels.array), "page_export paints the same ink the page does"
 
 
 def test_several_digits_in_digit_mode_point_to_number_mode(page) -> None:

@@ -189,6 +189,16 @@ def render(ink: np.ndarray, rng: np.random.Generator, style: str) -> np.ndarray:
     return np.ascontiguousarray(image[margin:margin + ink.shape[0], margin:margin + ink.shape[1]])
 
 
+def page_export(canvas: np.ndarray) -> np.ndarray:
+    """A "canvas" style image as numbre's drawing page sends it: black ink on a white-filled pad,
+    which a browser's canvas.toBlob writes as opaque RGBA (Chromium does; checked by
+    tests/test_web_browser.py). uint8 (H, W, 4)."""
+    ink = canvas[..., 3] if canvas.shape[2] == 4 else canvas[..., 0]  # the two forms `render` paints
+    page = np.full((*ink.shape, 4), 255, np.uint8)
+    page[..., :3] = (255 - ink)[..., None]
+    return page
+
+
 def glyph(digit: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """A 28x28 uint8 digit (white on black) drawn from a small stroke font, MNIST-sized.
 
