@@ -28,7 +28,7 @@ Viterbi search over the ways of joining the pieces):
    for shapes no digit on the line has: shorter than SHORT or wider than WIDE
    line heights, a clear gap between its slices, ink cut at its ends.
 
-The six scoring constants were chosen by random search for exact match on
+The scoring constants (`Scoring`) were chosen by random search for exact match on
 1,600 lines of 2-8 MNIST test digits drawn with `numbre.drawn` (100 per kind,
 apart, touching, broken, touching and broken, times four seeds, none of them
 the benchmark's), then rounded: about 80% of those lines are read exactly
@@ -86,12 +86,25 @@ MAX_WIDTH = 1.3  # and, when of several, at most this many line heights wide
 MAX_CANDIDATES = 96
 CUT_CONFIDENCE = 0.8  # a digit cut out of touching ink is named only when at least this sure
 
-# --- scoring: a candidate's log-probability, plus BONUS, minus its shape's penalties ----------------
-BONUS = 0.25  # per digit: log-probabilities alone favour fewer, larger pieces
-SHORT, SHORT_WEIGHT = 0.65, 8.0  # per line height a digit is shorter than SHORT line heights
-WIDE, WIDE_WEIGHT = 0.75, 1.0  # per line height it is wider than WIDE
-GAP_WEIGHT = 5.0  # per line height of clear gap between its slices (digits on a line stand apart)
-CUT_WEIGHT = 0.33  # per stroke width of ink cut at its ends
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A candidate's score: its log-probability, plus `bonus`, minus its shape's penalties.
+
+    The defaults are the ones `scripts/tune_read_line.py` found (see the module docstring).
+    """
+
+    bonus: float = 0.25  # per digit: log-probabilities alone favour fewer, larger pieces
+    short: float = 0.65  # a digit shorter than this many line heights pays
+    short_weight: float = 8.0  # this much per line height it falls short
+    wide: float = 0.75  # a digit wider than this many line heights pays
+    wide_weight: float = 1.0  # this much per line height beyond
+    gap_weight: float = 5.0  # per line height of clear gap between its slices (digits stand apart)
+    cut_weight: float = 0.33  # per stroke width of ink cut at its ends
+
+
+SCORING = Scoring()
 
 
 @dataclass(frozen=True)
@@ -115,16 +128,22 @@ class LineDigits:
     doubtful: list[bool]  # cut out of touching ink and read less surely than CUT_CONFIDENCE
 
 
-def read_line(ink: np.ndarray, logits: Logits, rejector: Rejector) -> LineDigits:
+def read_line(ink: np.ndarray, logits: Logits, rejector: Rejector, scoring: Scoring = SCORING) -> LineDigits:
     """Cut a line of ink into digits where the network reads it best (one network call)."""
     found = candidates(ink)
     if found is None:
         return LineDigits([], np.zeros((0, SIDE, SIDE), np.float32), np.zeros((0, DIGITS), np.float32), [])
     scores = logits(found.images)
     log_p = best_log_probability(scores, rejector)
-    chosen = best_path(found.spans, found.slices, segment_scores(found, log_p))
-    doubtful = [bool(found.geometry[k, 2] > 0 and log_p[k] < np.log(CUT_CONFIDENCE)) for k in chosen]
-    return LineDigits([found.boxes[k] for k in chosen], found.images[chosen], scores[chosen], doubtful)
+    chosen = best_path(found.spans, found.slices, segment_scores(found.geometry, log_p, scoring))
+    doubtful = doubtful_cuts(found.geometry, log_p)
+    return LineDigits([found.boxes[k] for k in chosen], found.images[chosen], scores[chosen],
+                      [bool(doubtful[k]) for k in chosen])
+
+
+def doubtful_cuts(geometry: np.ndarray, log_p: np.ndarray) -> np.ndarray:
+    """(N,) bool: candidates cut out of touching ink and read less surely than CUT_CONFIDENCE."""
+    return (geometry[:, 2] > 0) & (log_p < np.log(CUT_CONFIDENCE))
 
 
 def best_log_probability(logits: np.ndarray, rejector: Rejector) -> np.ndarray:
@@ -133,11 +152,13 @@ def best_log_probability(logits: np.ndarray, rejector: Rejector) -> np.ndarray:
     return log_softmax(np.asarray(logits, np.float64) / rejector.temperature)[:, :DIGITS].max(axis=1)
 
 
-def segment_scores(found: Candidates, log_p: np.ndarray) -> np.ndarray:
-    """(N,) what a reading gains by taking each candidate as one digit (log-probability units)."""
-    width, height, cut, gap, _ = found.geometry.T
-    return (log_p + BONUS - SHORT_WEIGHT * np.maximum(0.0, SHORT - height)
-            - WIDE_WEIGHT * np.maximum(0.0, width - WIDE) - GAP_WEIGHT * gap - CUT_WEIGHT * cut)
+def segment_scores(geometry: np.ndarray, log_p: np.ndarray, scoring: Scoring = SCORING) -> np.ndarray:
+    """(N,) what a reading gains by taking each candidate (its `Candidates.geometry` row) as one
+    digit, in log-probability units."""
+    width, height, cut, gap, _ = geometry.T
+    return (log_p + scoring.bonus - scoring.short_weight * np.maximum(0.0, scoring.short - height)
+            - scoring.wide_weight * np.maximum(0.0, width - scoring.wide) - scoring.gap_weight * gap
+            - scoring.cut_weight * cut)
 
 
 def best_path(spans: np.ndarray, slices: int, scores: np.ndarray) -> list[int]:
