@@ -9,7 +9,7 @@ from scipy import ndimage
 from numbre.drawn import drawn_number_with_boxes, glyph
 from numbre.images import load_image
 from numbre.preprocess import center_ink, ink_map, to_ink
-from numbre.segment import Segment, count_digits, split_digits
+from numbre.segment import MAX_PIECES, Segment, _merge_pieces, _Part, count_digits, split_digits
 
 
 def written(digits: list[int], seed: int, **options) -> tuple[np.ndarray, list]:
@@ -112,6 +112,23 @@ def test_each_segment_holds_only_its_own_ink() -> None:
 def test_blank_and_speck_only_ink_has_no_digits() -> None:
     assert split_digits(np.zeros((50, 200), np.float32)) == []
     assert count_digits(np.zeros((50, 200), np.float32)) == 0
+
+
+def test_a_texture_of_many_pieces_is_counted_as_it_is() -> None:
+    """A dithered 1-bit image falls into thousands of dots of one size (none is a speck beside the
+    others): more than MAX_PIECES are a texture, counted without joining them pairwise, which took
+    a minute for a 252x573 image before."""
+    dots = np.zeros((100, 260), np.float32)
+    dots[::3, ::3] = 1.0  # 34 x 87 isolated dots
+    assert count_digits(dots) == 34 * 87
+    # Up to the limit, pieces are joined as ever: a dot above a dot is one digit.
+    def stacked_pairs(count: int) -> list[_Part]:
+        dot = np.ones((1, 1), bool)
+        return [_Part(x, y, x + 1, y + 1, 1.0, [2 * x + y], dot)
+                for x in range(0, 5 * count, 5) for y in (0, 9)]
+
+    assert len(_merge_pieces(stacked_pairs(MAX_PIECES // 2), 10)) == MAX_PIECES // 2
+    assert len(_merge_pieces(stacked_pairs(MAX_PIECES // 2 + 1), 10)) == MAX_PIECES + 2
 
 
 def test_specks_are_not_digits() -> None:

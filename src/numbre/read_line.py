@@ -24,9 +24,9 @@ Viterbi search over the ways of joining the pieces):
 3. The reading: dynamic programming (`best_path`) picks the candidates that
    cover every slice once with the highest total score. A candidate scores
    the log of the calibrated probability of its best digit (among all
-   classes, so a likely "not a digit" lowers it), plus BONUS, minus penalties
-   for shapes no digit on the line has: shorter than SHORT or wider than WIDE
-   line heights, a clear gap between its slices, ink cut at its ends.
+   classes, so a likely "not a digit" lowers it), plus a bonus, minus
+   penalties for shapes no digit on the line has (`Scoring`): too short or too
+   wide for the line, a clear gap between its slices, ink cut at its ends.
 
 The scoring constants (`Scoring`) were chosen by random search for exact match on
 1,600 lines of 2-8 MNIST test digits drawn with `numbre.drawn` (100 per kind,
@@ -35,10 +35,11 @@ the benchmark's), then rounded: about 80% of those lines are read exactly
 (81% cross-validated over the seeds). `scripts/tune_read_line.py` re-runs the
 search: the shipped constants read 80.3% of those lines and 77.2% of 400 on
 a held-out seed; its best of 600 trials 81.1% and 78.8% (6 more lines of
-400), less than the spread between seeds (77-82%), so the constants stay. The network alone cannot choose: half
-of the fragments of digits (a 0 cut into "11") are read at 90% or surer, and
-a linear model of 13 features (network outputs and shape) fitted there read
-no more lines than these penalties.
+400), less than the spread between seeds (77-82%), so the constants stay.
+The network alone cannot choose: half of the fragments of digits (a 0 cut
+into "11") are read at 90% or surer, and a linear model of 13 features
+(network outputs and shape) fitted there read no more lines than these
+penalties.
 
 A digit cut out of touching ink (a cut through ink at either end) and read
 less surely than CUT_CONFIDENCE is "not a digit": a scribble is often cut into

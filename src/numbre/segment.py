@@ -40,6 +40,10 @@ SINGLE_CROSSING = 1.3  # the cut crosses at most this many stroke widths of ink
 TALL_SIDES = 0.9  # and leaves both sides at least this share of the height (a 4's "L" is shorter)
 MIN_PART = 0.2  # each side at least this share of the height wide
 SEAM_ROWS = 48  # seams through taller groups are sought on a copy pooled to about this many rows
+# Ink in more pieces than this is no line of broken digits (20 digits of 3 pieces each) but a texture:
+# a dithered 1-bit scan, a screen, a halftone. Its pieces are left unjoined; joining them would take
+# time growing as the cube of their number (a 252x573 dithered image: a minute).
+MAX_PIECES = 60
 TYPICAL_ASPECT = 0.7  # width / height of a handwritten digit, when no lone digit shows the line's own
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in ink-map pixels, x1/y1 exclusive
@@ -126,11 +130,23 @@ def _digit_parts(ink: np.ndarray) -> list[_Part]:
 # --- merging the pieces of broken digits -------------------------------------------------------
 
 def _merge_pieces(parts: list[_Part], line_height: int) -> list[_Part]:
-    """Join the pieces of broken digits, closest pairs first, until no pair qualifies."""
+    """Join the pieces of broken digits, closest pairs first, until no pair qualifies.
+
+    More than MAX_PIECES pieces are a texture, not digits, and are returned as they are.
+    """
     parts = sorted(parts, key=lambda part: part.x0)
+    if len(parts) > MAX_PIECES:
+        return parts
+    reach = 1.5 * line_height  # `_same_digit`'s widest merged box: pieces starting farther apart never join
     while len(parts) > 1:
-        pairs = [(_gap(a, b), i, j) for i, a in enumerate(parts) for j, b in enumerate(parts)
-                 if i < j and _same_digit(a, b, line_height)]
+        pairs = []
+        for i, a in enumerate(parts):
+            for j in range(i + 1, len(parts)):  # parts stay sorted by x0: a union keeps the smaller x0
+                b = parts[j]
+                if b.x0 - a.x0 > reach:
+                    break
+                if _same_digit(a, b, line_height):
+                    pairs.append((_gap(a, b), i, j))
         if not pairs:
             break
         _, i, j = min(pairs)
