@@ -87,11 +87,12 @@ def count_digits(ink: np.ndarray) -> int:
 
     Always `len(split_digits(ink))`, without cutting out each digit's ink.
     """
-    return len(_digit_parts(np.asarray(ink, dtype=np.float32)))
+    return len(_digit_parts(np.asarray(ink, dtype=np.float32), masks=False))
 
 
-def _digit_parts(ink: np.ndarray) -> list[_Part]:
-    """The digits of a float32 ink map as parts, left to right."""
+def _digit_parts(ink: np.ndarray, *, masks: bool = True) -> list[_Part]:
+    """The digits of a float32 ink map as parts, left to right (`masks=False`: a texture's parts
+    come without their masks, which only counting needs)."""
     mask = ink >= INK
     found = components(mask)
     if found.count == 0:
@@ -109,8 +110,13 @@ def _digit_parts(ink: np.ndarray) -> list[_Part]:
         if areas[index] < SPECK_FRACTION * areas.max():
             continue
         parts.append(_Part(x0, y0, x1, y1, float(areas[index]), [index + 1]))
-    line_height = max(part.height for part in parts)
     labels = found.labels()
+    if len(parts) > MAX_PIECES:  # a texture: nothing to cut apart or join (see MAX_PIECES)
+        if masks:
+            for part in parts:
+                part.mask = labels[part.y0:part.y1, part.x0:part.x1] == part.labels[0]
+        return sorted(parts, key=lambda part: (part.x0 + part.x1) / 2)
+    line_height = max(part.height for part in parts)
     stroke = max(1.0, stroke_width(mask.astype(np.float32)))
     # The width of one digit here: the median of the components that are not wider than tall
     # (most of them single digits), kept within a plausible range; without any, a typical proportion.
