@@ -8,7 +8,7 @@ Viterbi search over the ways of joining the pieces):
 
 1. Cuts. The ink (specks dropped as split_digits drops them) is searched for
    top-to-bottom cuts by seam carving, the dynamic program of
-   `segment._cheapest_seam` run from the top and from the bottom, so that every
+   `segment.carve` run from the top and from the bottom, so that every
    pixel knows the cheapest cut through it. The local minima of that cost
    along three rows are candidate cuts: a clear gap costs nothing, a cut
    through a joint the stroke widths it crosses. Cheaper cuts are kept first; a
@@ -67,7 +67,7 @@ import numpy as np
 from numbre.evaluate import log_softmax
 from numbre.preprocess import INK, SIDE, _step, center_ink, components, stroke_width
 from numbre.reject import DIGITS, Rejector
-from numbre.segment import SEAM_ROWS, SPECK_FRACTION, pooled_mask
+from numbre.segment import SEAM_ROWS, SPECK_FRACTION, carve, pooled_mask
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in ink-map pixels, x1/y1 exclusive
 Logits = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 -> (N, classes) logits
@@ -297,7 +297,7 @@ def _seams(mask: np.ndarray, line_height: int, stroke: float) -> tuple[list[np.n
     """Non-crossing top-to-bottom cuts through the line, left to right, and the stroke widths of ink
     each crosses.
 
-    Seam carving both ways (top down and bottom up, as `segment._cheapest_seam`)
+    Seam carving both ways (top down and bottom up, `segment.carve`)
     gives for every pixel the cheapest path through it. Along a few rows, the
     local minima of that cost are candidate cuts; cheaper ones are kept first,
     and a cut that crosses one already kept, or leaves a sliver beside it, is dropped.
@@ -308,8 +308,8 @@ def _seams(mask: np.ndarray, line_height: int, stroke: float) -> tuple[list[np.n
     if pool > 1:
         small = pooled_mask(mask, pool)
     ink = small.astype(np.float64)
-    down, down_moves = _carve(ink)
-    up, up_moves = _carve(ink[::-1])
+    down, down_moves = carve(ink, DIAGONAL)
+    up, up_moves = carve(ink[::-1], DIAGONAL)
     through = down + up[::-1] - ink  # (rows, columns): the cheapest path through each pixel
     rows = ink.shape[0]
     starts = [(cost, anchor, column) for anchor in sorted({round(share * (rows - 1)) for share in ANCHORS})
@@ -347,31 +347,6 @@ def _seams(mask: np.ndarray, line_height: int, stroke: float) -> tuple[list[np.n
             kept.append(index)
     kept.sort(key=lambda index: middles[index])
     return [seams[index] for index in kept], [float(crossed[index]) for index in kept]
-
-
-def _carve(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, columns) cost of the cheapest path from the top row to each pixel, and each pixel's
-    move (-1, 0, 1: the column step from the row above)."""
-    rows, columns = ink.shape
-    total = np.empty((rows, columns))
-    total[0] = ink[0]
-    moves = np.zeros((rows, columns), np.int8)
-    shifted = np.empty(columns)
-    for row in range(1, rows):
-        above = total[row - 1]
-        best = above.copy()
-        shifted[0] = np.inf
-        shifted[1:] = above[:-1] + DIAGONAL
-        better = shifted < best
-        best[better] = shifted[better]
-        moves[row][better] = -1
-        shifted[:-1] = above[1:] + DIAGONAL
-        shifted[-1] = np.inf
-        better = shifted < best
-        best[better] = shifted[better]
-        moves[row][better] = 1
-        total[row] = best + ink[row]
-    return total, moves
 
 
 def _minima(values: np.ndarray) -> list[tuple[float, int]]:

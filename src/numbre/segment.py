@@ -264,25 +264,10 @@ def _cheapest_seam(mask: np.ndarray, low: int, high: int, target: float,
         return None
     outside = np.ones(width, bool)
     outside[low:high] = False
-    ink = mask.astype(np.float64)
-    total = np.where(outside, np.inf, ink[0])
-    moves = np.zeros((height, width), np.int8)
-    shifted = np.full(width, np.inf)
-    for row in range(1, height):
-        # Straight down unless a diagonal step, which costs a little more, is cheaper.
-        best = total.copy()
-        shifted[1:] = total[:-1] + 0.05
-        better = shifted < best
-        best[better] = shifted[better]
-        moves[row][better] = -1
-        shifted[:-1] = total[1:] + 0.05
-        shifted[-1] = np.inf
-        better = shifted < best
-        best[better] = shifted[better]
-        moves[row][better] = 1
-        shifted[0] = np.inf
-        total = best + ink[row]
-        total[outside] = np.inf
+    # Straight down unless a diagonal step, which costs a little more, is cheaper; columns outside
+    # [low, high) cost infinitely much, so no path enters them.
+    totals, moves = carve(np.where(outside, np.inf, mask.astype(np.float64)), 0.05)
+    total = totals[-1]
     off_target = np.minimum(np.abs(np.arange(width) - target) / max(target - low, high - target, 1), 1.0)
     end = int(np.argmin(total + stroke * off_target))
     if not np.isfinite(total[end]):
@@ -292,6 +277,35 @@ def _cheapest_seam(mask: np.ndarray, low: int, high: int, target: float,
     for row in range(height - 1, 0, -1):
         seam[row - 1] = seam[row] + moves[row, seam[row]]
     return seam, float(mask[np.arange(height), seam].sum())
+
+
+def carve(cost: np.ndarray, diagonal: float) -> tuple[np.ndarray, np.ndarray]:
+    """Seam carving's dynamic program: (rows, columns) cost of the cheapest top-to-bottom path from
+    the top row to each pixel of `cost`, and each pixel's move (-1, 0, 1: the column step from the
+    row above). A diagonal step costs `diagonal` more than a straight one.
+
+    Shared by `_cheapest_seam` and `numbre.read_line`'s cuts; the loop runs once per row.
+    """
+    rows, columns = cost.shape
+    total = np.empty((rows, columns))
+    total[0] = cost[0]
+    moves = np.zeros((rows, columns), np.int8)
+    shifted = np.empty(columns)
+    for row in range(1, rows):
+        above = total[row - 1]
+        best = above.copy()
+        shifted[0] = np.inf
+        shifted[1:] = above[:-1] + diagonal
+        better = shifted < best
+        best[better] = shifted[better]
+        moves[row][better] = -1
+        shifted[:-1] = above[1:] + diagonal
+        shifted[-1] = np.inf
+        better = shifted < best
+        best[better] = shifted[better]
+        moves[row][better] = 1
+        total[row] = best + cost[row]
+    return total, moves
 
 
 def pooled_mask(mask: np.ndarray, pool: int) -> np.ndarray:
