@@ -148,10 +148,10 @@ def test_another_served_model_is_played_with_its_own_answers(tmp_path: Path, shi
 
 
 def test_a_server_without_a_contest_set_says_so(recognizer: Recognizer, tmp_path: Path) -> None:
-    import anyio
+    from numbre.web.limits import WorkPool
 
     app = FastAPI()
-    app.include_router(contest_router(recognizer, max_bytes=10**6, limiter=anyio.CapacityLimiter(1),
+    app.include_router(contest_router(recognizer, max_bytes=10**6, pool=WorkPool(1),
                                       folder=tmp_path / "nothing"))
     _add_error_handlers(app)
     with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:

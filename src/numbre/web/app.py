@@ -32,7 +32,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -89,7 +88,6 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
     limits = limits or ServeLimits()
     warmup_seconds = warm_up(recognizer)
     pool = WorkPool(limits.workers)
-    limiter = anyio.CapacityLimiter(limits.workers)  # for routers that run their work on anyio's threads
     admission = Admission(limits)
     app = FastAPIOffline(title="numbre", version=__version__, redoc_url=None, static_url=DOCS_ASSETS,
                          description="Reads handwritten digits. Send an image as the multipart field `file` "
@@ -166,7 +164,7 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
     from numbre.web.contest import contest_router  # it imports this module's helpers
 
     app.include_router(contest_router(recognizer, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
-                                      limiter=limiter))
+                                      pool=pool))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
     app.add_middleware(RequestLimits, admission=admission)
@@ -202,9 +200,13 @@ def warm_up(recognizer: Recognizer) -> float:
 
 def png_base64(image: np.ndarray) -> str:
     """A (28, 28) float image in [0, 1] as a base64 PNG: what the page shows as 'what the network saw'."""
-    pixels = (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    return pixels_png_base64((np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
+
+
+def pixels_png_base64(pixels: np.ndarray) -> str:
+    """uint8 (H, W) grey or (H, W, 4) RGBA pixels as a base64 PNG."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels, "L").save(buffer, "PNG")
+    Image.fromarray(pixels, "RGBA" if pixels.ndim == 3 else "L").save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -16,19 +16,15 @@ only colours it for the page.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -38,7 +34,8 @@ from numbre.explain import occlusion_saliency
 from numbre.images import MAX_PIXELS, open_image
 from numbre.recognize import EMPTY
 from numbre.web import schemas
-from numbre.web.app import UPLOAD_BODY, png_base64
+from numbre.web.app import UPLOAD_BODY, pixels_png_base64, png_base64
+from numbre.web.limits import WorkPool
 from numbre.web.uploads import image_bytes
 
 if TYPE_CHECKING:
@@ -105,16 +102,17 @@ class SaliencyOut(BaseModel):
                                                          "[0, 1]; null when the image is empty.")
 
 
-def contest_router(recognizer: Recognizer, *, max_bytes: int, limiter: anyio.CapacityLimiter,
+def contest_router(recognizer: Recognizer, *, max_bytes: int, pool: WorkPool,
                    max_pixels: int = MAX_PIXELS, folder: Path = CONTEST_FOLDER) -> APIRouter:
     """The contest and saliency endpoints over `recognizer`; the contest set is read and answered now.
 
-    Uploads to /api/saliency are held to the server's `max_bytes` and `max_pixels`, like /api/predict's.
+    Uploads to /api/saliency are held to the server's `max_bytes` and `max_pixels`, like /api/predict's,
+    and its work runs on the server's `pool`, within the same limit of recognitions at once.
     """
     contest, unavailable = _served_contest(recognizer, folder)
     size = len(contest) if contest is not None else 1
     router = APIRouter()
-    images = [_png(digit) for digit in contest.images] if contest is not None else []
+    images = [pixels_png_base64(digit) for digit in contest.images] if contest is not None else []
     # A plain default, not Annotated: the bound is this set's size, and annotations here are strings.
     count_query = Query(min(DEFAULT_COUNT, size), ge=1, le=size,
                         description=f"How many digits, 1 to {size}; all different.")
@@ -151,8 +149,7 @@ def contest_router(recognizer: Recognizer, *, max_bytes: int, limiter: anyio.Cap
         """Read the image as one digit, and show which of the network's input pixels decided it."""
         data = await image_bytes(request, max_bytes)
         try:
-            answer = await anyio.to_thread.run_sync(_saliency, recognizer, data, max_bytes, max_pixels,
-                                                    limiter=limiter)
+            answer = await pool.run(_saliency, recognizer, data, max_bytes, max_pixels)
         except NumbreError as error:
             return JSONResponse({"error": str(error)}, status_code=422)
         return Response(json.dumps(answer), media_type="application/json")
@@ -184,7 +181,8 @@ def _saliency(recognizer: Recognizer, data: bytes, max_bytes: int, max_pixels: i
         return answer
     target = int(np.argmax(prediction.probabilities))
     values = occlusion_saliency(recognizer.model, prediction.image, target=target)
-    answer.update(target=target, image=png_base64(prediction.image), saliency=_png(heat_map(values)),
+    answer.update(target=target, image=png_base64(prediction.image),
+                  saliency=pixels_png_base64(heat_map(values)),
                   values=np.round(values.astype(np.float64), 4).tolist())
     return answer
 
@@ -197,13 +195,6 @@ def heat_map(values: np.ndarray) -> np.ndarray:
     pixels[..., 1] = np.round(220 * (1 - level))
     pixels[..., 3] = np.round(255 * level)
     return pixels
-
-
-def _png(pixels: np.ndarray) -> str:
-    """uint8 (H, W) grey or (H, W, 4) RGBA pixels as a base64 PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGBA" if pixels.ndim == 3 else "L").save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
