@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from numbre.errors import ImageError
+from numbre.image_limits import MAX_BYTES, MAX_PIXELS
 
 try:  # libspng decodes a PNG to an array in about half of Pillow's time (see _decode_plain_png)
     import pyspng
@@ -35,8 +36,6 @@ except ImportError:  # a declared dependency; without it (an install with --no-d
     pyspng = None
 
 
-MAX_BYTES = 20_000_000  # a phone photo is 2-10 MB; more is not a handwritten digit
-MAX_PIXELS = 40_000_000  # a 48-megapixel camera is the largest common source
 # Longer side over shorter side: beyond about 50, a digit becomes less than a pixel of the
 # preprocessing overview and would come out "empty"; refusing says what to do instead.
 MAX_ASPECT = 50

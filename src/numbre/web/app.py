@@ -87,7 +87,7 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
         recognizer = Recognizer.load(model)
     limits = limits or ServeLimits()
     warmup_seconds = warm_up(recognizer)
-    pool = WorkPool(limits.workers)
+    pool = WorkPool(limits.recognition_threads)
     admission = Admission(limits)
     app = FastAPIOffline(title="numbre", version=__version__, redoc_url=None, static_url=DOCS_ASSETS,
                          description="Reads handwritten digits. Send an image as the multipart field `file` "
@@ -214,6 +214,9 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+BODY_NOT_PARSED = "There was an error parsing the body"  # FastAPI's 400 for a JSON body it cannot read
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     """Every refusal is `{"error": message}` with its status; a bug is a 500 in the same shape, logged."""
 
@@ -223,7 +226,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        if error.status_code == 400:  # FastAPI's "error parsing the body": bytes that are not JSON text
+        if error.status_code == 400 and error.detail == BODY_NOT_PARSED:  # bytes that are not JSON text
             return _error(422, "the request body is not JSON text (UTF-8); send a JSON object")
         return _error(error.status_code, str(error.detail), error.headers)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from numbre.errors import NumbreError
-from numbre.images import MAX_PIXELS
+from numbre.image_limits import MAX_PIXELS
 
 ENVIRONMENT_PREFIX = "NUMBRE_SERVE_"
 
@@ -38,8 +38,9 @@ class ServeLimits:
             raise NumbreError(f"timeout must be more than 0 seconds, not {self.timeout}")
 
     @property
-    def workers(self) -> int:
-        """Threads that run recognitions: `threads`, or the number of cores."""
+    def recognition_threads(self) -> int:
+        """Threads that run recognitions: `threads`, or the number of cores (`numbre serve --workers`
+        counts processes, each with this many threads)."""
         return self.threads or os.cpu_count() or 1
 
     def environment(self) -> dict[str, str]:
@@ -68,5 +69,5 @@ class ServeLimits:
     def describe(self) -> str:
         """One line for the server's start-up message."""
         return (f"limits: {self.max_bytes:,} bytes and {self.max_pixels / 1e6:g} megapixels an image, "
-                f"{self.workers} recognition thread(s), {self.max_pending} requests at once, "
+                f"{self.recognition_threads} recognition thread(s), {self.max_pending} requests at once, "
                 f"{self.timeout:g} s a request")
