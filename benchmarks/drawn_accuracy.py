@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from numbre.data import load_dataset
-from numbre.drawn import STYLES, drawn_digit, drawn_number
+from numbre.drawn import NUMBER_KINDS, STYLES, drawn_digit, drawn_number, written_numbers
 from numbre.images import load_image, open_image
 from numbre.preprocess import DIGIT, STROKE_SCALE, _resize, ink_box, ink_map, stroke_width, to_ink, to_mnist
 from numbre.recognize import Recognizer
@@ -91,14 +91,9 @@ def number_table(recognizer: Recognizer, count: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     print(f"\nRecognizer.read on {count} written numbers per kind (2-8 digits, styles in turn):\n")
     print("| kind | numbers | exact match | digits right | read as a number |\n|---|---:|---:|---:|---:|")
-    for kind, options in {"apart": {}, "touching": {"touching": True}, "broken strokes": {"broken": True},
-                          "touching and broken": {"touching": True, "broken": True}}.items():
+    for kind, options in NUMBER_KINDS.items():
         exact = digits_right = digits_total = answered = 0
-        for index in range(count):
-            chosen = rng.choice(len(mnist.x_test), size=int(rng.integers(2, 9)), replace=False)
-            truth = "".join(str(int(mnist.y_test[i])) for i in chosen)
-            image = drawn_number([mnist.x_test[i] for i in chosen], rng, style=STYLES[index % len(STYLES)],
-                                 **options)
+        for truth, image in written_numbers(mnist.x_test, mnist.y_test, rng, count, **options):
             reading = recognizer.read(image)
             exact += reading.number == truth
             answered += reading.number is not None

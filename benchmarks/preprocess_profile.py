@@ -1,6 +1,6 @@
 """Where the time of one canvas prediction goes: `Recognizer.predict(png_bytes)` step by step.
 
-The web page sends a 280x280 RGBA PNG (black strokes, transparent elsewhere);
+The web page sends a 280x280 opaque RGBA PNG (black strokes on white, `numbre.drawn.page_export`);
 the server's throughput is bounded by this CPU cost. The steps are timed in
 sequence, each run as `predict` runs it, and the median of each over
 --repeats runs is printed, then the median of `predict` itself. (Timed alone

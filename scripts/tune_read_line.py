@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numbre.data import load_dataset
-from numbre.drawn import STYLES, drawn_number
+from numbre.drawn import NUMBER_KINDS, written_numbers
 from numbre.preprocess import ink_map
 from numbre.read_line import (
     SCORING,
@@ -40,8 +40,6 @@ from numbre.read_line import (
 )
 from numbre.recognize import Recognizer
 
-KINDS = {"apart": {}, "touching": {"touching": True}, "broken": {"broken": True},
-         "touching and broken": {"touching": True, "broken": True}}
 # Where each constant is searched: (low, high, log scale).
 RANGES = {"bonus": (0.0, 1.5, False), "short": (0.4, 0.9, False), "short_weight": (0.5, 20.0, True),
           "wide": (0.5, 1.2, False), "wide_weight": (0.1, 10.0, True), "gap_weight": (0.5, 20.0, True),
@@ -61,16 +59,11 @@ class Line:
     refused: np.ndarray  # per candidate, rejected by the model's rule or a doubtful cut
 
 
-def drawn_lines(recognizer: Recognizer, seed: int, per_kind: int) -> list[Line]:
-    mnist = load_dataset(quiet=True)
+def drawn_lines(recognizer: Recognizer, mnist, seed: int, per_kind: int) -> list[Line]:
     rng = np.random.default_rng(seed)
     lines = []
-    for options in KINDS.values():
-        for index in range(per_kind):
-            chosen = rng.choice(len(mnist.x_test), size=int(rng.integers(2, 9)), replace=False)
-            truth = "".join(str(int(mnist.y_test[i])) for i in chosen)
-            image = drawn_number([mnist.x_test[i] for i in chosen], rng, style=STYLES[index % len(STYLES)],
-                                 **options)
+    for options in NUMBER_KINDS.values():
+        for truth, image in written_numbers(mnist.x_test, mnist.y_test, rng, per_kind, **options):
             found = ink_map(image)
             cut = None if found.empty else candidates(found.ink)
             if cut is None:
@@ -118,7 +111,9 @@ def main() -> None:
     args = parser.parse_args()
     recognizer = Recognizer.load(args.model)
     started = time.perf_counter()
-    by_seed = {seed: drawn_lines(recognizer, seed, args.lines) for seed in [*args.seeds, args.holdout]}
+    mnist = load_dataset(quiet=True)
+    by_seed = {seed: drawn_lines(recognizer, mnist, seed, args.lines)
+               for seed in [*args.seeds, args.holdout]}
     print(f"{sum(map(len, by_seed.values()))} lines drawn and read in {time.perf_counter() - started:.0f} s")
     rng = np.random.default_rng(0)
     trials = [SCORING, *(random_scoring(rng) for _ in range(args.trials))]

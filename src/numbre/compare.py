@@ -11,6 +11,7 @@ without the machine, so every leaderboard carries its hardware.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import tempfile
@@ -236,6 +237,16 @@ def leaderboard_json(entries: Sequence[Entry], dataset, info: dict[str, Any]) ->
             "data": {"name": dataset.name, "checksum": dataset.checksum, "test_images": len(dataset.y_test)},
             "latency": {"statistic": "median", "runs": LATENCY_RUNS, "threads": 1, "batch": 1},
             "models": [{"rank": rank, **entry.to_dict()} for rank, entry in enumerate(entries, start=1)]}
+
+
+def save_leaderboard(entries: Sequence[Entry], dataset, info: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Write `leaderboard_json` to folder/leaderboard.json (atomically) and return it."""
+    from numbre.atomic import atomic_write
+
+    record = leaderboard_json(entries, dataset, info)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "leaderboard.json", (json.dumps(record, indent=2) + "\n").encode())
+    return record
 
 
 def compact(value: float) -> str:

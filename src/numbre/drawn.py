@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -55,6 +56,22 @@ def drawn_number(digits: list[np.ndarray], rng: np.random.Generator, *, touching
     """Several digits written on one line, left to right, as a uint8 RGB (or RGBA) image."""
     return drawn_number_with_boxes(digits, rng, touching=touching, broken=broken, height=height,
                                    style=style)[0]
+
+
+# The kinds of written numbers the benchmarks and the line reader's tuning draw: drawn_number's options.
+NUMBER_KINDS = {"apart": {}, "touching": {"touching": True}, "broken strokes": {"broken": True},
+                "touching and broken": {"touching": True, "broken": True}}
+
+
+def written_numbers(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, count: int,
+                    **options) -> Iterator[tuple[str, np.ndarray]]:
+    """`count` lines of 2-8 digits picked from (images, labels) (MNIST's test set, say), the styles in
+    turn: (the number as a string, its image)."""
+    for index in range(count):
+        chosen = rng.choice(len(images), size=int(rng.integers(2, 9)), replace=False)
+        truth = "".join(str(int(labels[i])) for i in chosen)
+        yield truth, drawn_number([images[i] for i in chosen], rng, style=STYLES[index % len(STYLES)],
+                                  **options)
 
 
 def drawn_number_with_boxes(digits: list[np.ndarray], rng: np.random.Generator, *, touching: bool = False,

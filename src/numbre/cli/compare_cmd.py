@@ -34,7 +34,6 @@ def compare(models: tuple[str, ...], data: str | None, runs: Path, epochs: int |
     The leaderboard is also written to DIR/leaderboard.json."""
     require_torch()
     from numbre import compare as leaderboard
-    from numbre.atomic import atomic_write
     from numbre.data import load_dataset
 
     dataset = load_dataset(data, quiet=quiet or as_json)
@@ -43,9 +42,7 @@ def compare(models: tuple[str, ...], data: str | None, runs: Path, epochs: int |
                                   max_train=max_train, progress=not quiet, log=log,
                                   command=shlex.join(["numbre", *sys.argv[1:]]))
     info = leaderboard.hardware()
-    record = leaderboard.leaderboard_json(entries, dataset, info)
-    runs.mkdir(parents=True, exist_ok=True)
-    atomic_write(runs / "leaderboard.json", (json.dumps(record, indent=2) + "\n").encode())
+    record = leaderboard.save_leaderboard(entries, dataset, info, runs)
     if png is not None:
         title = f"{dataset.name} test set; {leaderboard.hardware_line(info)}"
         leaderboard.save_chart(entries, png, title=title)
