@@ -32,18 +32,19 @@ COMMAND = [sys.executable, "-m", "numbre", "draw", "--quit-after", "1"]
 
 @contextlib.contextmanager
 def xvfb_display() -> Iterator[str]:
-    """A fresh Xvfb display for one run, stopped afterwards."""
+    """A fresh Xvfb display for one run, on a number Xvfb picks itself (-displayfd), stopped afterwards."""
     if shutil.which("Xvfb") is None:
         raise SystemExit("draw_startup: --xvfb needs Xvfb (apt-get install -y xvfb)")
-    for number in range(90, 190):
-        if not os.path.exists(f"/tmp/.X11-unix/X{number}"):
-            break
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reader, writer = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(writer), "-screen", "0", "1280x1024x24",
+                               "-nolisten", "tcp"],
+                              pass_fds=(writer,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(writer)
     try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(f"/tmp/.X11-unix/X{number}") and time.monotonic() < deadline:
-            time.sleep(0.02)
+        with os.fdopen(reader) as announced:  # Xvfb writes its display number once it is ready
+            number = announced.readline().strip()
+        if not number:
+            raise SystemExit("draw_startup: Xvfb did not start")
         yield f":{number}"
     finally:
         server.terminate()
