@@ -179,19 +179,28 @@ class ServerMeter:
         return sum(process.memory_info().rss for process in self.processes()) / 2**20
 
 
-def run_wrk(wrk: str, url: str, clients: int, seconds: float, folder: Path) -> dict:
-    """One wrk run: `clients` connections, each posting back to back, on one wrk thread."""
-    command = [wrk, "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s",
-               str(folder / "predict.lua"), url]
-    finished = subprocess.run(command, capture_output=True, text=True)
-    line = next((line for line in finished.stdout.splitlines() if line.startswith("RESULT ")), None)
-    if finished.returncode != 0 or line is None:
-        output = finished.stdout[-1000:] + finished.stderr[-1000:]
-        raise SystemExit(f"wrk failed ({finished.returncode}): {output}")
+def wrk_command(wrk: str, url: str, clients: int, seconds: float, folder: Path) -> list[str]:
+    """wrk with `clients` connections, each posting the pool's drawings back to back, on one thread."""
+    return [wrk, "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s",
+            str(folder / "predict.lua"), url]
+
+
+def wrk_result(returncode: int, stdout: str, stderr: str) -> dict:
+    """The figures of a finished wrk run (the script's RESULT line), with `errors` (socket errors and
+    wrong answers) and `requests_per_second`; a failed run stops the benchmark with wrk's output."""
+    line = next((line for line in stdout.splitlines() if line.startswith("RESULT ")), None)
+    if returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed ({returncode}): {stdout[-1000:]}{stderr[-1000:]}")
     result = json.loads(line.removeprefix("RESULT "))
     result["errors"] = result.pop("socket_errors") + result.pop("bad_answers")
     result["requests_per_second"] = result["requests"] / result["seconds"]
     return result
+
+
+def run_wrk(wrk: str, url: str, clients: int, seconds: float, folder: Path) -> dict:
+    """One wrk run (`wrk_command`), waited for, and its figures (`wrk_result`)."""
+    finished = subprocess.run(wrk_command(wrk, url, clients, seconds, folder), capture_output=True, text=True)
+    return wrk_result(finished.returncode, finished.stdout, finished.stderr)
 
 
 def run_locust(url: str, clients: int, seconds: float, folder: Path) -> dict:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from web_load import LoadRunner, ServerMeter, start_server, stop_server
+from web_load import LoadRunner, ServerMeter, start_server, stop_server, wrk_command, wrk_result
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,8 +57,7 @@ def main() -> None:
         try:
             runner.run(8, 2)  # warm: every worker has read a few drawings before the start reading
             start_rss, cpu_before = meter.rss_mib(), meter.cpu_seconds()
-            command = [runner.wrk, "-t1", f"-c{args.clients}", f"-d{seconds}s", "--timeout", "30s", "-s",
-                       str(Path(folder) / "predict.lua"), url]
+            command = wrk_command(runner.wrk, url, args.clients, seconds, Path(folder))
             began = time.monotonic()
             load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             samples: list[tuple[float, float]] = []  # (seconds into the load, MiB)
@@ -71,11 +70,8 @@ def main() -> None:
         finally:
             status = stop_server(server)
 
-    line = next((line for line in output.splitlines() if line.startswith("RESULT ")), None)
-    if load.returncode != 0 or line is None:
-        raise SystemExit(f"wrk failed ({load.returncode}): {output[-1000:]}{errors_text[-1000:]}")
-    result = json.loads(line.removeprefix("RESULT "))
-    errors = result["socket_errors"] + result["bad_answers"]
+    result = wrk_result(load.returncode, output, errors_text)
+    errors = result["errors"]
     settled = next((mib for at, mib in samples if at >= args.settle), start_rss)
     peak = max([start_rss, end_rss, *(mib for _, mib in samples)])
     growth = end_rss - settled
@@ -101,7 +97,7 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "machine": platform.platform(), "cores": os.cpu_count(), "workers": args.workers,
         "clients": args.clients, "seconds": seconds, "requests": result["requests"], "errors": errors,
-        "requests_per_second": result["requests"] / result["seconds"], "p50_ms": result["p50_ms"],
+        "requests_per_second": result["requests_per_second"], "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"], "max_ms": result["max_ms"],
         "server_cpu_ms": cpu_seconds * 1000 / max(result["requests"], 1),
         "rss_mib": {"start": start_rss, "settled": settled, "peak": peak, "end": end_rss},
