@@ -101,12 +101,13 @@ def data_class_names(model_class_names: list[str]) -> list[str]:
     return model_class_names[:-1] if model_class_names[-1:] == [NOT_A_DIGIT] else model_class_names
 
 
-def _check_classes(names: list[str], path, dataset) -> None:
+def check_classes(names: list[str], path, dataset, *, advice: str = "evaluate it on its own data") -> None:
+    """Refuse a model whose classes (less "not a digit") are not the dataset's, saying what to do."""
     from numbre.errors import NumbreError
 
     if len(data_class_names(names)) != dataset.num_classes:
         raise NumbreError(f"{path} knows {len(names)} classes but "
-                          f"{dataset.name} has {dataset.num_classes}; evaluate it on its own data")
+                          f"{dataset.name} has {dataset.num_classes}; {advice}")
 
 
 def evaluate_network(network, model_file, dataset) -> Metrics:
@@ -114,7 +115,7 @@ def evaluate_network(network, model_file, dataset) -> Metrics:
     set. A "not a digit" answer for a test image counts as an error, as in training."""
     from numbre.train import predict_logits, to_tensors
 
-    _check_classes(model_file.class_names, model_file.path, dataset)
+    check_classes(model_file.class_names, model_file.path, dataset)
     x_test, _ = to_tensors(dataset.x_test, dataset.y_test, next(network.parameters()).device)
     logits = predict_logits(network, x_test).numpy()
     return compute_metrics(logits, dataset.y_test, model_file.class_names)
@@ -123,6 +124,6 @@ def evaluate_network(network, model_file, dataset) -> Metrics:
 def evaluate_onnx(model, dataset) -> Metrics:
     """Metrics of an ONNX model (`numbre.onnx_model.OnnxModel`) on `dataset`'s test set, without
     torch: what the inference install (and an int8 export) really answers."""
-    _check_classes(model.class_names, model.path, dataset)
+    check_classes(model.class_names, model.path, dataset)
     logits = model.logits(dataset.x_test.astype(np.float32) / 255)
     return compute_metrics(logits, dataset.y_test, model.class_names)

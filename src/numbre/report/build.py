@@ -19,8 +19,7 @@ import numpy as np
 from numbre import __version__
 from numbre.atomic import atomic_write
 from numbre.data import Dataset
-from numbre.errors import NumbreError
-from numbre.evaluate import data_class_names
+from numbre.evaluate import check_classes
 from numbre.report import figures, sections
 from numbre.report.html import Section, render_page
 from numbre.report.predictions import Answers, answer_test_set, predict_classes
@@ -62,11 +61,6 @@ def sample_indices(labels: np.ndarray, num_classes: int, per_class: int) -> np.n
                     dtype=np.int64)
 
 
-def check_classes(model: LoadedModel, dataset: Dataset) -> None:
-    names = model.model_file.class_names
-    if len(data_class_names(names)) != dataset.num_classes:
-        raise NumbreError(f"{model.model_file.path} knows {len(names)} classes but {dataset.name} has "
-                          f"{dataset.num_classes}; report on the data it was trained on (--data)")
 
 
 class _Clock:
@@ -112,7 +106,8 @@ def build_report(source: LoadedModel | Path | str, dataset: Dataset, out_dir: Pa
     main = source if isinstance(source, LoadedModel) else load_run(source)
     others = [model if isinstance(model, LoadedModel) else load_run(model) for model in compare]
     for model in (main, *others):
-        check_classes(model, dataset)
+        check_classes(model.model_file.class_names, model.model_file.path, dataset,
+                      advice="report on the data it was trained on (--data)")
     if out_dir is None:
         safe_name = re.sub(r"[^\w.-]+", "-", main.label).strip("-")
         out_dir = main.run_folder / "report" if main.run_folder else Path(f"report-{safe_name}")
