@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from numbre.errors import ImageError, ModelFileError, NumbreError
-from numbre.evaluate import log_softmax
+from numbre.evaluate import log_softmax, softmax
 from numbre.images import ImageSource
 from numbre.onnx_model import OnnxModel
 from numbre.preprocess import SIDE
@@ -138,7 +138,7 @@ def explain(image: ImageSource, model: Path | str | None = None) -> Explanation:
     if prediction.reason == SEVERAL:
         raise ImageError("the image holds several digits; explain looks at one: crop one digit out "
                          "(`numbre read` reads whole numbers)")
-    top = top_classes(recognizer, prediction.image, prediction.probabilities)
+    top = top_classes(recognizer, prediction.image)
     names = recognizer.model.class_names
     saliency = occlusion_saliency(recognizer.model, prediction.image, target=names.index(top[0][0]))
     filters, total, note = first_layer_filters(network)
@@ -147,22 +147,13 @@ def explain(image: ImageSource, model: Path | str | None = None) -> Explanation:
                        top, filters, total, note, tuple(conv_activations(network, prediction.image)))
 
 
-def top_classes(recognizer, image28: np.ndarray, probabilities,
-                count: int = TOP) -> tuple[tuple[str, float], ...]:
-    """The `count` most likely classes from the Recognizer's calibrated digit probabilities.
-
-    A model with a "not a digit" class puts the rest of the probability there:
-    P(digit k) = (1 - P(not a digit)) * P(k | a digit), which is the
-    calibrated softmax over all its classes.
-    """
-    from numbre.reject import DIGITS
-
+def top_classes(recognizer, image28: np.ndarray, count: int = TOP) -> tuple[tuple[str, float], ...]:
+    """The `count` most likely classes of the prepared image, by the calibrated softmax over all of
+    the model's classes: for a model with a "not a digit" class, P(digit k) is
+    (1 - P(not a digit)) * P(k | a digit), the Recognizer's digit probability scaled down."""
     names = recognizer.model.class_names
-    full = np.asarray(probabilities, np.float64)
-    if len(names) > DIGITS:
-        logits = recognizer.model.logits(image28[None])
-        not_digit = float(recognizer.rejector.scores(logits, image28[None])["not_a_digit"][0])
-        full = np.append(full * (1.0 - not_digit), not_digit)
+    logits = recognizer.model.logits(image28[None]).astype(np.float64)
+    full = softmax(logits / recognizer.rejector.temperature)[0]
     order = np.argsort(-full, kind="stable")[:count]
     return tuple((names[index], float(full[index])) for index in order)
 
