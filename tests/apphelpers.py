@@ -19,9 +19,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from webhelpers import strokes_png
+from webhelpers import ONE, strokes_png
 
-ONE = [[(150, 40), (140, 240)]]
 SEVEN = [[(70, 50), (210, 50), (120, 240)]]
 STATIC_FILES = ("app.js", "style.css")
 
@@ -34,9 +33,9 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return environment
 
 
-@contextmanager
-def running_server(numbre: list[str], folder: Path, timeout: float = 90) -> Iterator[str]:
-    """`numbre serve --port 0` started from `folder`; yields its base URL, stops it afterwards.
+def start_serve(numbre: list[str], folder: Path, timeout: float = 90) -> tuple[subprocess.Popen, str]:
+    """`numbre serve --port 0` started from `folder` and answering: the process and its base URL. The
+    caller stops it; its output is in folder/serve.log.
 
     Port 0 lets the kernel choose a free port while binding, so there is no race with other tests; the
     port is read from uvicorn's "running on" line. Output goes to a file, never a pipe that could fill up.
@@ -60,6 +59,18 @@ def running_server(numbre: list[str], folder: Path, timeout: float = 90) -> Iter
                 assert time.monotonic() < deadline, f"no answer from {url}:\n{log_path.read_text()}"
                 time.sleep(0.1)
         assert response.status_code == 200 and response.json()["status"] == "ok", response.text
+    except BaseException:
+        server.kill()
+        server.wait(timeout=10)
+        raise
+    return server, url
+
+
+@contextmanager
+def running_server(numbre: list[str], folder: Path, timeout: float = 90) -> Iterator[str]:
+    """`start_serve`, yielding the base URL; the server is stopped afterwards."""
+    server, url = start_serve(numbre, folder, timeout)
+    try:
         yield url
     finally:
         server.terminate()

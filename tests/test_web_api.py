@@ -30,11 +30,10 @@ from numbre.recognize import Recognizer
 from numbre.web import schemas
 from numbre.web.app import create_app, png_base64
 from numbre.web.limits import ServeLimits
-from webhelpers import live_server, strokes_png
+from webhelpers import ONE, PNG, live_server, strokes_png
 
 LIMIT = 300_000  # the test server's upload limit, small so that oversized bodies are cheap to send
 
-ONE = [[(150, 40), (140, 240)]]
 ZERO = [[(140 + 60 * math.cos(step * math.tau / 24), 140 + 95 * math.sin(step * math.tau / 24))
          for step in range(25)]]
 
@@ -177,7 +176,6 @@ def chunked(data: bytes, size: int = 65_536):
 
 
 BIG = b"\x89PNG\r\n\x1a\n" + bytes(LIMIT)
-PNG = {"Content-Type": "image/png"}
 # name: (status, request arguments (made afresh each time: a generator is spent once), words in the error)
 REFUSALS = {
     "text": (415, lambda: {"content": b"seven", "headers": {"Content-Type": "text/plain"}}, "text"),

@@ -35,12 +35,10 @@ from numbre.recognize import Recognizer
 from numbre.web.app import _add_error_handlers, create_app, png_base64
 from numbre.web.contest import CONTEST_FOLDER, contest_router
 from test_export import untrained_model_file
-from webhelpers import live_server, strokes_png
+from webhelpers import ONE, PNG, live_server, strokes_png
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "make_contest_set.py"
-ONE = [[(150, 40), (140, 240)]]
-PNG = {"Content-Type": "image/png"}
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import json
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -31,14 +30,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
+from apphelpers import start_serve
 from numbre.errors import NumbreError
 from numbre.recognize import Recognizer
 from numbre.web.app import DOCS_ASSETS, app_from_environment, create_app
 from numbre.web.limits import ServeLimits
-from webhelpers import headless_chromium, live_server, strokes_png
-
-ONE = [[(150, 40), (140, 240)]]
-PNG = {"Content-Type": "image/png"}
+from webhelpers import ONE, PNG, headless_chromium, live_server, strokes_png
 
 
 @pytest.fixture(scope="module")
@@ -333,15 +330,8 @@ def test_docs_page_works_offline_in_a_browser(serve, tmp_path: Path) -> None:
 
 def test_serve_binds_loopback_and_finishes_requests_in_flight_on_sigterm(tmp_path: Path) -> None:
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "numbre", "serve", "--port", "0", "--no-access-log"],
-                                  stdout=log, stderr=subprocess.STDOUT)
+    server, url = start_serve([sys.executable, "-m", "numbre"], tmp_path, timeout=60)
     try:
-        deadline = time.monotonic() + 60
-        while (match := re.search(r"Uvicorn running on (http://\S+) ", log_path.read_text())) is None:
-            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
-        url = match[1]
         listening = [connection.laddr for connection in psutil.Process(server.pid).net_connections("inet")
                      if connection.status == psutil.CONN_LISTEN]
         assert listening and all(address.ip == "127.0.0.1" for address in listening), listening

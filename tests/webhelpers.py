@@ -42,6 +42,10 @@ def live_server(app) -> Iterator[str]:
         listener.close()
 
 
+ONE = [[(150, 40), (140, 240)]]  # a 1 in strokes_png's 280x280 pixels
+PNG = {"Content-Type": "image/png"}  # the header of a raw PNG body
+
+
 def strokes_png(strokes: list[list[tuple[float, float]]], size: tuple[int, int] = (280, 280),
                 pen: int = 18) -> bytes:
     """A canvas-like PNG: black strokes (polylines in pixels) on white, as the drawing page sends."""
