@@ -44,13 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     from numbre.errors import NumbreError
     from numbre.recognize import Recognizer
 
-    command = "python scripts/make_contest_set.py " + shlex.join(
-        argument for argument in (argv if argv is not None else sys.argv[1:]))
+    arguments = argv if argv is not None else sys.argv[1:]
+    command = shlex.join(["python", "scripts/make_contest_set.py", *arguments])
     started = time.perf_counter()
     try:
         recognizer = Recognizer.load(args.model)
         dataset = load_dataset(args.data, quiet=True)
-        contest = hardest_digits(recognizer, dataset, args.count, command.strip())
+        contest = hardest_digits(recognizer, dataset, args.count, command)
         sprite, listing = save_contest_set(contest, args.out)
     except NumbreError as error:
         print(f"make_contest_set: {error}", file=sys.stderr)

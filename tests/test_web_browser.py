@@ -26,11 +26,10 @@ from numbre.images import Pixels, open_image
 from numbre.recognize import Recognizer
 from numbre.reject import Rejector
 from numbre.web.app import create_app
-from webhelpers import live_server
+from webhelpers import CHROMIUM, headless_chromium, live_server
 
 expect = playwright_api.expect
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
 
 # Strokes as fractions of the pad (or of one cell of it): (x, y) with 0 at the top left.
@@ -55,12 +54,8 @@ def base_url(recognizer: Recognizer) -> Iterator[str]:
 def browser():
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"browser tests need Chromium at {CHROMIUM}: apt-get install -y chromium")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with headless_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
