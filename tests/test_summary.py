@@ -112,6 +112,19 @@ def test_cli_prints_the_table_for_a_name_a_model_file_and_as_json(tmp_path: Path
     assert table["title"] == "numbre-fast"
 
 
+def test_summary_of_a_name_counts_what_numbre_models_counts() -> None:
+    """numbre-robust learns "not a digit": both commands show its 11-output head."""
+    listed = next(line.split() for line in run("models").output.splitlines()
+                  if line.startswith("numbre-robust "))
+    result = run("summary", "numbre-robust", "--json")
+    assert result.exit_code == 0, result.output
+    table = json.loads(result.output)
+    assert f"{table['total']:,}" == listed[3]  # name, "numbre", "(shipped)", parameters
+    assert table["layers"][-1]["output_shape"] == [None, 11]
+    fast = json.loads(run("summary", "numbre-fast", "--json").output)
+    assert fast["layers"][-1]["output_shape"] == [None, 10]
+
+
 def test_cli_names_the_choices_for_an_unknown_model() -> None:
     result = run("summary", "no-such-model")
     assert result.exit_code == 2

@@ -27,6 +27,12 @@ class ModelEntry:
     factory: Callable[..., nn.Module]
     summary: str
 
+    @property
+    def mnist_outputs(self) -> int:
+        """Outputs when trained by its own recipe on MNIST: ten digits, plus "not a digit" when the
+        recipe trains on negatives. `numbre models` and `numbre summary` show this network."""
+        return 11 if self.recipe.negatives else 10
+
 
 _REGISTRY: dict[str, ModelEntry] = {}
 

@@ -127,13 +127,14 @@ def format_summary(summary: ModelSummary) -> str:
 
 def load_for_summary(model: str | None) -> tuple[nn.Module, str]:
     """A network and its title from a model file, a run folder or a registered model name
-    (freshly initialised); the shipped model when `model` is None."""
+    (freshly initialised, with the outputs its recipe trains, as `numbre models` counts them);
+    the shipped model when `model` is None."""
     from numbre.checkpoint import load_torch_model
-    from numbre.models import create_model, list_models
+    from numbre.models import create_model, get_entry, list_models
 
     if model is not None and not Path(model).exists():
         if model in list_models():
-            return create_model(model), model
+            return create_model(model, get_entry(model).mnist_outputs), model
         raise NumbreError(f"{model} is neither a model file, a run folder nor a registered model; "
                           f"give a path or one of: {', '.join(list_models())}")
     network, model_file = load_torch_model(model)

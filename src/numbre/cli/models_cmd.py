@@ -16,7 +16,7 @@ def models() -> None:
     rows = []
     for name in list_models():
         entry = get_entry(name)
-        model = create_model(name, 11 if entry.recipe.negatives else 10)  # + "not a digit"
+        model = create_model(name, entry.mnist_outputs)
         rows.append((name, entry.origin, f"{count_parameters(model):,}", f"{count_macs(model):,}",
                      entry.recipe.describe()))
     header = ("name", "origin", "parameters", "MACs/image", "default recipe")
