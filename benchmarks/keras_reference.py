@@ -8,6 +8,7 @@ global state), one after another; the MNIST IDX files come from numbre's cache.
 Needs TensorFlow, which numbre does not depend on: run it in a separate environment, e.g.
     python -m venv /tmp/keras && /tmp/keras/bin/pip install tensorflow-cpu==2.21.0 numpy
     /tmp/keras/bin/python benchmarks/keras_reference.py --model seed-cnn-b --seeds 5
+(--first-seed 5 --seeds 5 continues with seeds 5-9.)
 
 Prints one row per seed (test accuracy, fit seconds) and the mean, standard deviation and range.
 """
@@ -98,7 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(RECIPES), default="seed-cnn-b")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5)")
+    parser.add_argument("--seeds", type=int, default=5, help="how many seeds (default: 5)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default: 0)")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -106,7 +108,7 @@ def main() -> None:
         return
     rows = []
     print(f"| {args.model} seed | test accuracy | fit s |\n|---|---|---|")
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         done = subprocess.run([sys.executable, __file__, "--model", args.model, "--child", str(seed)],
                               capture_output=True, text=True, check=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
