@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from numbre.checkpoint import load_torch_model, state_to_numpy
 from numbre.cli import cli
-from numbre.errors import ModelFileError
+from numbre.errors import ModelFileError, NumbreError
 from numbre.export import export_onnx
 from numbre.modelfile import INPUT_SPEC, save_model_file
 from numbre.models import create_model, list_models
@@ -115,6 +115,36 @@ def test_int8_export_keeps_the_answers_of_a_trained_model(tiny, tmp_path: Path) 
     with torch.inference_mode():
         expected = network(torch.from_numpy(images[:, None])).numpy().argmax(1)
     assert (runtime.logits(images).argmax(1) == expected).mean() >= 0.97
+
+
+def test_an_export_that_fails_its_check_writes_nothing_and_keeps_the_old_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+
+    import numbre.export as export_module
+
+    source = untrained_model_file("numbre-fast", tmp_path)
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"the previous export")
+    monkeypatch.setattr(export_module, "MAX_LOGIT_DIFFERENCE", -1.0)  # no export can pass
+    with pytest.raises(NumbreError, match=r"so .*model\.onnx was not written"):
+        export_onnx(source, out)
+    monkeypatch.undo()
+    strict = functools.partial(export_module.check_int8_export, least_agreement=1.01)
+    monkeypatch.setattr(export_module, "check_int8_export", strict)
+    calibration = np.random.default_rng(0).random((64, 28, 28), dtype=np.float32)
+    with pytest.raises(NumbreError, match=r"agrees with the float model on only .*leave out --int8"):
+        export_onnx(source, out, calibration=calibration)
+    assert out.read_bytes() == b"the previous export"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.onnx", "numbre-fast.safetensors"]
+
+
+def test_export_to_a_path_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    source = untrained_model_file("numbre-fast", tmp_path)
+    result = CliRunner().invoke(cli, ["export", str(source), "-o", str(source / "m.onnx")])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"numbre: error: could not write {source / 'm.onnx'}: ")
+    assert "Traceback" not in result.output
 
 
 def test_evaluate_runs_an_onnx_file_as_the_inference_install_does(tiny_folder: Path, tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 The ONNX file carries the model file's metadata (architecture, classes, recipe,
 data checksum, test figures) under the metadata key "numbre", plus a SHA-256
 of its own weights so a changed file is refused like a changed model file.
-Every export is checked: ONNX Runtime must give the same logits as torch.
+Every export is checked before it replaces `out`: ONNX Runtime must give the same
+logits as torch (an int8 export: the same answers), else nothing is written.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numbre.atomic import atomic_write
+from numbre.atomic import atomic_save
 from numbre.errors import NumbreError
 from numbre.onnx_model import OnnxModel, seal_onnx
 
@@ -54,12 +55,16 @@ def export_onnx(model: Path | str | None, out: Path | str, *, check: bool = True
     seal_onnx(proto, meta)  # the digests of metadata, graph and weights: nothing may change after this
     onnx.checker.check_model(proto)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, proto.SerializeToString())
-    if check and calibration is None:
-        check_export(network, out)
-    elif check:
-        check_int8_export(network, out, calibration)
+    data = proto.SerializeToString()
+
+    def write_checked(temp: Path) -> None:  # a failed check leaves `out` as it was
+        temp.write_bytes(data)
+        if check and calibration is None:
+            check_export(network, temp, out)
+        elif check:
+            check_int8_export(network, temp, calibration, out)
+
+    atomic_save(out, write_checked)
     return out
 
 
@@ -91,21 +96,25 @@ def quantize_int8(proto, calibration: np.ndarray):
         return onnx.load(str(quantized))
 
 
-def check_int8_export(network, path: Path, images: np.ndarray, least_agreement: float = 0.995) -> float:
-    """Share of `images` on which the int8 model names the same class as the float model."""
+def check_int8_export(network, path: Path, images: np.ndarray, out: Path,
+                      least_agreement: float = 0.995) -> float:
+    """Share of `images` on which the int8 model at `path` (to become `out`) names the same class
+    as the float model."""
     import torch
 
     with torch.inference_mode():
         expected = network(torch.from_numpy(images[:, None].astype(np.float32))).numpy().argmax(1)
     agreement = float((OnnxModel.load(path).logits(images).argmax(1) == expected).mean())
     if agreement < least_agreement:
-        raise NumbreError(f"the int8 export of {path} agrees with the float model on only "
-                          f"{agreement:.2%} of the calibration images; use the float export")
+        raise NumbreError(f"the int8 export agrees with the float model on only {agreement:.2%} of the "
+                          f"calibration images, so {out} was not written; use the float export "
+                          "(leave out --int8)")
     return agreement
 
 
-def check_export(network, path: Path, count: int = 64) -> float:
-    """Largest logit difference between torch and ONNX Runtime on random and blank inputs."""
+def check_export(network, path: Path, out: Path, count: int = 64) -> float:
+    """Largest logit difference between torch and ONNX Runtime (the file at `path`, to become `out`)
+    on random and blank inputs."""
     import torch
 
     generator = np.random.default_rng(0)
@@ -115,6 +124,7 @@ def check_export(network, path: Path, count: int = 64) -> float:
         expected = network(torch.from_numpy(images[:, None])).numpy()
     difference = float(np.abs(OnnxModel.load(path).logits(images) - expected).max())
     if difference > MAX_LOGIT_DIFFERENCE:
-        raise NumbreError(f"the ONNX export of {path} differs from the torch model by {difference:.2e} "
-                          "in its logits; the file was written but should not be used")
+        raise NumbreError(f"the ONNX export differs from the torch model by {difference:.2e} in its "
+                          f"logits, so {out} was not written; this ONNX Runtime build cannot run "
+                          "the model faithfully")
     return difference
