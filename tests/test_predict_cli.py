@@ -133,6 +133,59 @@ def test_model_option_takes_a_training_model_file(images: Path, tmp_path: Path, 
     assert missing.exit_code == 2 and "no ONNX model" in missing.output
 
 
+def test_an_onnx_file_beside_a_model_file_is_used_only_if_exported_from_its_weights(
+        images: Path, tmp_path: Path) -> None:
+    """`numbre export` writes MODEL.onnx beside MODEL.safetensors; a run trained again, or a file
+    that is not a model at all, must not be answered by an old export that shares its name."""
+    import shutil
+
+    import torch
+
+    from numbre.checkpoint import state_to_numpy
+    from numbre.export import export_onnx
+    from numbre.modelfile import DEFAULT_MODEL, INPUT_SPEC, save_model_file
+    from numbre.models import create_model
+    from numbre.onnx_model import DEFAULT_ONNX
+    from numbre.recognize import resolve_onnx
+
+    torch.manual_seed(0)
+    other = tmp_path / "other.safetensors"
+    save_model_file(other, state_to_numpy(create_model("numbre-fast")),
+                    {"architecture": "numbre-fast", "class_names": list("0123456789"), "input": INPUT_SPEC})
+    stale = export_onnx(other, tmp_path / "stale.onnx")  # a sound export, of other weights
+    mine = tmp_path / "mine.safetensors"
+    shutil.copy(DEFAULT_MODEL, mine)
+
+    shutil.copy(DEFAULT_ONNX, tmp_path / "mine.onnx")  # the shipped export of these very weights
+    assert resolve_onnx(mine) == tmp_path / "mine.onnx"
+    shutil.copy(stale, tmp_path / "mine.onnx")  # retrained since: the export beside is stale
+    assert resolve_onnx(mine).parent.name == "onnx"  # exported into the cache instead
+    result = run("predict", str(images / "digit-9.png"), "--model", str(mine), "--json")
+    assert result.exit_code == 0, result.output
+    assert lines(result.output)[0]["digit"] == 9
+    assert lines(result.output)[0]["confidence"] > 0.9  # the shipped model's answer, not the random one's
+
+    picture = write_png(tmp_path / "model.png", digit_image(3))
+    shutil.copy(DEFAULT_ONNX, tmp_path / "model.onnx")
+    refused = run("predict", str(images / "digit-9.png"), "--model", str(picture))
+    assert refused.exit_code == 2
+    assert f"{picture} is not a readable model file" in refused.output
+    assert refused.output.rstrip().endswith("give a model file written by `numbre train` or a run folder")
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    shutil.copy(DEFAULT_ONNX, tmp_path / "empty.onnx")
+    empty = run("predict", str(images / "digit-9.png"), "--model", str(tmp_path / "empty.safetensors"))
+    assert empty.exit_code == 2 and "empty.safetensors is not a readable model file" in empty.output
+
+    folder = tmp_path / "nothing-here"
+    folder.mkdir()
+    nothing = run("predict", str(images / "digit-9.png"), "--model", str(folder))
+    assert nothing.exit_code == 2
+    assert nothing.output.strip() == (
+        f"numbre: error: {folder} holds no model: neither model.safetensors (a run folder of `numbre "
+        "train`) nor model.onnx (`numbre export`); give a run folder, a model file or an ONNX file, "
+        "or leave --model out for the shipped model")
+
+
 def test_png_on_standard_input_through_a_real_pipe(images: Path) -> None:
     import subprocess
     import sys

@@ -151,7 +151,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]
     except Exception as error:  # the Rust parser raises its own error types for every kind of damage
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelFileError(
-            f"{path} is not a readable model file (truncated, damaged or another format): {first_line}"
+            f"{path} is not a readable model file (truncated, damaged or another format: "
+            f"{first_line[:200]}); give a model file written by `numbre train` or a run folder"
         ) from None
     return header, tensors
 

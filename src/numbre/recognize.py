@@ -180,30 +180,55 @@ class Recognizer:
 
 
 def resolve_onnx(path: Path | str | None) -> Path:
-    """Where the ONNX form of `path` is: itself, beside it, or exported into the cache once."""
+    """Where the ONNX form of `path` is: itself (an .onnx file), or for a model file or run folder
+    its export beside it (`numbre export`'s default output) when that was exported from these very
+    weights, else an export into the cache, made once.
+
+    An export beside a model file is used only when it records the model file's weights digest:
+    a run trained again, or any other file that happens to share the name, is never read instead.
+    """
     if path is None:
         return DEFAULT_ONNX
     path = Path(path)
     if path.is_dir():
-        if (path / "model.onnx").is_file():
-            return path / "model.onnx"
-        path = path / "model.safetensors"
-    if path.suffix == ".onnx" or not path.exists():
-        return path
-    beside = path.with_suffix(".onnx")
-    if beside.is_file():
-        return beside
-    return _export_to_cache(path)
-
-
-def _export_to_cache(path: Path) -> Path:
+        source, beside = path / "model.safetensors", path / "model.onnx"
+        if not source.is_file():
+            if beside.is_file():  # a folder holding only an export
+                return beside
+            raise ModelFileError(f"{path} holds no model: neither model.safetensors (a run folder of "
+                                 "`numbre train`) nor model.onnx (`numbre export`); give a run folder, "
+                                 "a model file or an ONNX file, or leave --model out for the shipped model")
+    elif path.suffix == ".onnx" or not path.exists():
+        return path  # OnnxModel.load reads it, or says there is no model there
+    else:
+        source, beside = path, path.with_suffix(".onnx")
     from numbre.modelfile import load_model_file
 
-    digest = load_model_file(path).meta["weights_sha256"]
+    digest = load_model_file(source).meta["weights_sha256"]  # refuses anything but a model file
+    if not beside.is_file():
+        return _export_to_cache(source, digest)
+    if _exported_from(beside, digest):
+        return beside
+    return _export_to_cache(source, digest, stale=beside)
+
+
+def _exported_from(onnx_path: Path, digest: str) -> bool:
+    """Whether `onnx_path` is a sound numbre ONNX file exported from weights with this digest."""
+    from numbre.onnx_model import read_model_bytes, verify_onnx
+
+    try:
+        meta = verify_onnx(read_model_bytes(onnx_path), onnx_path)
+    except ModelFileError:
+        return False  # damaged or foreign: the model file itself is exported instead
+    return meta.get("source_weights_sha256") == digest
+
+
+def _export_to_cache(path: Path, digest: str, stale: Path | None = None) -> Path:
     try:
         import torch  # noqa: F401  (exporting needs the training extra)
     except ImportError:
-        raise ModelFileError(f"{path} is a training model file; reading digits needs its ONNX form. "
+        found = f" ({stale} is not an export of these weights)" if stale else ""
+        raise ModelFileError(f"{path} is a training model file; reading digits needs its ONNX form{found}. "
                              f"Export it where torch is installed: numbre export {path}") from None
     from numbre.data.dataset import cache_root
     from numbre.export import export_onnx
