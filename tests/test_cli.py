@@ -110,18 +110,50 @@ def test_options_fall_back_to_environment_variables(tiny_folder: Path, tmp_path:
 
 
 def test_user_errors_are_one_line_with_exit_status_2(tmp_path: Path, tiny_folder: Path) -> None:
+    a_file = tmp_path / "digit.png"
+    a_file.write_bytes(b"an existing file, not a folder")
     cases = [
         (["train", "--model", "nope", "--data", str(tiny_folder)], "unknown model 'nope'"),
         (["train", "--epochs", "0", "--data", str(tiny_folder)], "--epochs must be at least 1"),
         (["train", "--data", str(tmp_path / "nowhere")], "no such file or folder"),
         (["evaluate", str(tmp_path / "missing.safetensors")], "no model file"),
         (["train", "--resume"], "--resume needs --out"),
+        (["train", "--resume", "--out", str(tmp_path / "no-run")], "--resume: no checkpoint"),
+        (["train", "--threads", "-2", "--data", str(tiny_folder)], "-2 is not in the range x>=1"),
+        (["train", "--max-train", "0", "--data", str(tiny_folder)], "0 is not in the range x>=1"),
+        (["train", "--device", "mps", "--data", str(tiny_folder), "--out", str(tmp_path / "r")],
+         "--device mps: no Apple GPU (MPS) is available here; use --device cpu"),
+        (["train", "--device", "meta", "--data", str(tiny_folder), "--out", str(tmp_path / "r")],
+         "numbre trains on cpu, cuda or mps"),
+        (["train", "--out", str(a_file), "--data", str(tiny_folder)],
+         f"cannot make the run folder {a_file}: File exists; choose another --out"),
+        (["train", "--out", str(a_file / "run"), "--data", str(tiny_folder)],
+         f"cannot make the run folder {a_file / 'run'}: Not a directory; choose another --out"),
     ]
     for args, message in cases:
         result = run(*args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_resume_continues_with_the_runs_own_settings_and_names_what_differs(
+        tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = run("train", "-m", "numbre-mlp", "--epochs", "1", "--batch-size", "64", "--seed", "3",
+                "--out", str(out), "--data", str(tiny_folder), "-q")
+    assert first.exit_code == 0, first.output
+    config = json.loads((out / "config.json").read_text())
+    resumed = run("train", "--resume", "--out", str(out), "--data", str(tiny_folder), "-q")
+    assert resumed.exit_code == 0, resumed.output  # no -m, --epochs, --seed: the run's own are used
+    assert json.loads((out / "config.json").read_text()) == config
+    other = run("train", "--resume", "--out", str(out), "-m", "seed-cnn-a", "--seed", "3",
+                "--data", str(tiny_folder), "-q")
+    assert other.exit_code == 2
+    assert other.output.startswith(f"numbre: error: --resume: {out / 'last.ckpt.safetensors'} was made "
+                                   "with different settings (model 'numbre-mlp', not 'seed-cnn-a')")
+    assert "--resume alone continues with the run's own settings" in other.output
+    assert "Missing key" not in other.output and len(other.output.strip().splitlines()) == 1
 
 
 def test_python_dash_m_and_version() -> None:

@@ -105,6 +105,18 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     save_model_file(path, tensors, meta)
 
 
+def checkpoint_config(path: Path) -> dict[str, Any]:
+    """The training settings (a TrainConfig as a dict) the checkpoint at `path` was made with."""
+    model_file = load_model_file(path)
+    if model_file.meta.get("kind") != "checkpoint":
+        raise ModelFileError(f"{path} is a model file, not a training checkpoint")
+    position = model_file.meta.get("position")
+    settings = position.get("config") if isinstance(position, dict) else None
+    if not isinstance(settings, dict) or not isinstance(settings.get("model"), str):
+        raise ModelFileError(f"{path} is a checkpoint without its training settings")
+    return dict(settings)
+
+
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore model, optimizer and RNG from `path`; return the saved loop position."""
     model_file = load_model_file(path)

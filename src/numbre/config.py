@@ -95,6 +95,9 @@ class TrainConfig(Recipe):
              f"augmentation must be one of {', '.join(AUGMENTATIONS)}"),
             (0.0 <= self.negatives <= 1.0, f"negatives must be a share in [0, 1], got {self.negatives}"),
             (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
+            (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}"),
+            (self.max_train is None or self.max_train >= 1,
+             f"--max-train must be at least 1, got {self.max_train}"),
             (self.patience is None or self.val_split > 0,
              "--patience needs a validation split (--val-split > 0) to watch"),
         ]

@@ -26,6 +26,7 @@ from numbre import __version__
 from numbre.atomic import atomic_write
 from numbre.augment import random_affine, random_drawn, random_shift
 from numbre.checkpoint import (
+    checkpoint_config,
     first_non_finite,
     load_checkpoint,
     remove_partial_writes,
@@ -63,6 +64,11 @@ def pick_device(name: str) -> torch.device:
         raise TrainingError(f"--device {name!r} is not a device; use auto, cpu, cuda or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda: no CUDA device is available here; use --device cpu")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                     and torch.backends.mps.is_available()):
+        raise TrainingError("--device mps: no Apple GPU (MPS) is available here; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise TrainingError(f"--device {name!r}: numbre trains on cpu, cuda or mps; use one of those")
     return device
 
 
@@ -215,13 +221,14 @@ class Trainer:
         path = self.out_dir / LAST
         if not path.exists():
             raise TrainingError(f"--resume: no checkpoint {path}; start without --resume")
-        position = load_checkpoint(path, self.model, self.optimizer)
-        saved = TrainConfig.from_dict(position["config"])
+        saved = TrainConfig.from_dict(checkpoint_config(path))  # before its weights meet the model
         if saved != self.config:
-            changed = [key for key, value in saved.to_dict().items()
-                       if self.config.to_dict().get(key) != value]
+            changed = [f"{key} {value!r}, not {self.config.to_dict().get(key)!r}"
+                       for key, value in saved.to_dict().items() if self.config.to_dict().get(key) != value]
             raise TrainingError(f"--resume: {path} was made with different settings "
-                                f"({', '.join(changed)}); resume with the same options")
+                                f"({'; '.join(changed)}); resume with the same options, or with none: "
+                                "--resume alone continues with the run's own settings")
+        position = load_checkpoint(path, self.model, self.optimizer)
         if position["data_checksum"] != self.dataset.checksum:
             raise TrainingError(f"--resume: {path} was trained on other data")
         self.position = position
@@ -316,7 +323,11 @@ class Trainer:
         if resume:
             self.resume()
         if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise TrainingError(f"cannot make the run folder {self.out_dir}: "
+                                    f"{error.strerror or error}; choose another folder") from None
             remove_partial_writes(self.out_dir)  # left by a run killed while writing a file
             atomic_write(self.out_dir / "config.json", self.config.to_json().encode())
         started = time.perf_counter()

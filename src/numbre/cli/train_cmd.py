@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from numbre.cli.options import data_option, require_torch
 
@@ -34,41 +35,58 @@ RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Run folder for checkpoints, history and the model file "
                    "(default: runs/<model>-<date>-<time>).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint, with its own settings.")
 @click.option("--overwrite", is_flag=True, help="Start afresh in --out even if it holds a run.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1 or mps.")
-@click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
-@click.option("--max-train", type=int, default=None,
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all cores).")
+@click.option("--max-train", type=click.IntRange(min=1), default=None,
               help="Train on the first N training images only (default: all).")
 @data_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")
-def train(model: str, out: Path | None, resume: bool, overwrite: bool, data: str | None, quiet: bool,
-          **overrides) -> None:
+@click.pass_context
+def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwrite: bool,
+          data: str | None, quiet: bool, **overrides) -> None:
     """Train a model, validate each epoch, evaluate on the test set and write a model file."""
     require_torch()
+    from numbre.checkpoint import checkpoint_config
     from numbre.config import TrainConfig
     from numbre.data import load_dataset
     from numbre.errors import TrainingError
     from numbre.models import get_entry
     from numbre.train import LAST, MODEL, RUN_FILES, Trainer
 
-    recipe = dataclasses.asdict(get_entry(model).recipe)
-    recipe.update({key: value for key, value in overrides.items() if value is not None})
-    config = TrainConfig(**recipe, model=model)
+    if resume:
+        if out is None:
+            raise TrainingError("--resume needs --out, the folder of the run to continue")
+        if overwrite:
+            raise TrainingError("--resume and --overwrite contradict each other; choose one")
+        if not (out / LAST).is_file():
+            raise TrainingError(f"--resume: no checkpoint {out / LAST}; start without --resume")
+        # The run's own settings, changed only by options given on this command line (or in the
+        # environment), which the trainer then refuses if they differ from the checkpoint's.
+        given = {name: value for name, value in {**overrides, "model": model}.items()
+                 if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
+        config = TrainConfig.from_dict({**checkpoint_config(out / LAST), **given})
+    else:
+        recipe = dataclasses.asdict(get_entry(model).recipe)
+        recipe.update({key: value for key, value in overrides.items() if value is not None})
+        config = TrainConfig(**recipe, model=model)
     config.validate()
     if out is None:
-        if resume:
-            raise TrainingError("--resume needs --out, the folder of the run to continue")
-        out = Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if resume and overwrite:
-        raise TrainingError("--resume and --overwrite contradict each other; choose one")
+        out = Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not resume and ((out / LAST).exists() or (out / MODEL).exists()):
         if not overwrite:
             raise TrainingError(f"{out} already holds a run; continue it with --resume, "
                                 "start it afresh with --overwrite, or choose another --out")
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
+    try:  # before the data loads: a folder that cannot be made is known at once
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TrainingError(f"cannot make the run folder {out}: {error.strerror or error}; "
+                            "choose another --out") from None
     started = time.perf_counter()
     dataset = load_dataset(data, quiet=quiet)
     if not quiet:
