@@ -401,6 +401,27 @@ def test_the_command_refuses_a_missing_model(headless, tmp_path: Path) -> None:
     assert result.exit_code != 0 and isinstance(result.exception, NumbreError)
 
 
+def test_the_command_refuses_to_run_without_a_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no display SDL would draw off screen: a window nobody sees that never closes."""
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(draw, ["--quit-after", "1"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, NumbreError)
+    assert str(result.exception) == ("no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY "
+                                     "is set); run numbre draw on a desktop, or under xvfb-run")
+
+
+def test_a_screenshot_path_that_cannot_be_written_is_refused_before_the_window(
+        headless, tmp_path: Path) -> None:
+    a_file = tmp_path / "taken"
+    a_file.write_text("a file where the folder would be")
+    result = CliRunner().invoke(draw, ["--quit-after", "1", "--screenshot", str(a_file / "shot.png")])
+    assert isinstance(result.exception, NumbreError)
+    assert str(result.exception).startswith(f"--screenshot {a_file / 'shot.png'}: cannot make the folder "
+                                            f"{a_file}: ")
+
+
 # --- the real process on an X display -------------------------------------------------------------
 
 def draw_command() -> list[str]:

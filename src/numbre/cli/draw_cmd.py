@@ -62,6 +62,20 @@ def draw(model: Path | None, save_dir: Path | None, size: int, screenshot: Path 
     from numbre.desktop.window import DrawWindow
     from numbre.recognize import Recognizer
 
+    if screenshot is not None:  # a folder that cannot be made is known now, not after the session
+        try:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise NumbreError(f"--screenshot {screenshot}: cannot make the folder {screenshot.parent}: "
+                              f"{error.strerror or error}; choose another path") from None
+    if not os.environ.get("SDL_VIDEODRIVER"):
+        # Without a display SDL falls back to drawing off screen: a window nobody sees, that never
+        # closes. An SDL_VIDEODRIVER set on purpose (dummy, for scripts and tests) is respected.
+        pygame.display.init()
+        if pygame.display.get_driver() in ("offscreen", "dummy"):
+            pygame.display.quit()
+            raise NumbreError("no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is "
+                              "set); run numbre draw on a desktop, or under xvfb-run")
     loading = time.perf_counter()
     recognizer = Recognizer.load(model)  # once, and before the window: a bad model fails cleanly
     loaded = time.perf_counter() - loading
@@ -79,6 +93,10 @@ def draw(model: Path | None, save_dir: Path | None, size: int, screenshot: Path 
     except KeyboardInterrupt:  # Ctrl+C in the terminal closes the window like Esc does
         pass
     finally:
-        if screenshot is not None:
-            window.save_screenshot(screenshot)
-        window.close()
+        try:
+            if screenshot is not None:
+                window.save_screenshot(screenshot)
+        except (pygame.error, OSError) as error:
+            raise NumbreError(f"could not save the screenshot {screenshot}: {error}") from None
+        finally:
+            window.close()
