@@ -236,6 +236,32 @@ def test_serve_help_shows_each_limit_with_its_default_and_variable() -> None:
     assert refused.exit_code == 2 and "--max-pending" in refused.output
 
 
+def test_a_taken_port_a_foreign_host_and_a_bad_origin_are_one_line_errors_before_any_banner() -> None:
+    import socket
+
+    from numbre.cli import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [
+            (["--port", str(port)], f"cannot listen on 127.0.0.1:{port}: Address already in use; another "
+                                    "program listens there; choose another --port (0 picks a free one)"),
+            (["--host", "999.1.1.1"], "--host 999.1.1.1: "),
+            (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1:8000: Cannot assign requested address; "
+                                      "192.0.2.1 is not an address of this machine"),  # TEST-NET-1
+            (["--cors-origin", "not a url"], "--cors-origin 'not a url' is not an origin"),
+            (["--cors-origin", "https://example.org/page"],
+             "--cors-origin 'https://example.org/page' is not an origin"),
+        ]
+        for args, message in cases:
+            result = CliRunner().invoke(cli, ["serve", *args])
+            assert result.exit_code == 2, (args, result.output)
+            assert result.output.startswith(f"numbre: error: {message}"), (args, result.output)
+            assert len(result.output.strip().splitlines()) == 1 and "serving" not in result.output
+
+
 # --- CORS, file names, docs ------------------------------------------------------------------------
 
 PREFLIGHT = {"Origin": "https://example.org", "Access-Control-Request-Method": "POST",

@@ -63,6 +63,9 @@ def serve(host: str, port: int, model: Path | None, workers: int, threads: int, 
 
     from numbre.web.app import create_app
 
+    for origin in cors_origin:
+        check_origin(origin)
+    check_can_listen(host, port)
     limits = ServeLimits(max_bytes=max_bytes, max_pixels=max_pixels, threads=threads, max_pending=max_pending,
                          timeout=timeout)
     # Built here even with several workers: a bad model fails now, cleanly, before any port is opened.
@@ -85,6 +88,50 @@ def serve(host: str, port: int, model: Path | None, workers: int, threads: int, 
     os.environ.update(limits.environment(), NUMBRE_SERVE_MODEL=str(model) if model is not None else "",
                       NUMBRE_SERVE_CORS_ORIGIN=" ".join(cors_origin))
     uvicorn.run("numbre.web.app:app_from_environment", factory=True, workers=workers, **options)
+
+
+def check_origin(origin: str) -> None:
+    """An origin as browsers send it: scheme://host[:port], nothing after; or * for any."""
+    from urllib.parse import urlsplit
+
+    from numbre.errors import NumbreError
+
+    parts = urlsplit(origin)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+        sound = origin == "*" or (parts.scheme in ("http", "https") and bool(parts.hostname)
+                                  and parts.path == "" and not parts.query and not parts.fragment)
+    except ValueError:
+        sound = False
+    if not sound:
+        raise NumbreError(f"--cors-origin {origin!r} is not an origin; give one as a browser sends it, "
+                          "such as https://example.org or http://localhost:3000 (no path), or * for any")
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind (host, port) once and let go, so that a taken port or a foreign address is a one-line error
+    before the server starts, instead of uvicorn's log after a banner that says it is serving."""
+    import errno
+    import socket
+
+    from numbre.errors import NumbreError
+
+    advice = {errno.EADDRINUSE: "another program listens there; choose another --port (0 picks a free one)",
+              errno.EADDRNOTAVAIL: f"{host} is not an address of this machine; give one that is, "
+                                   "such as 127.0.0.1, or 0.0.0.0 for every interface",
+              errno.EACCES: "ports below 1024 need privileges; choose a higher --port"}
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except socket.gaierror as error:
+            raise NumbreError(f"--host {host}: {error.strerror}; give a name or address of this machine, "
+                              "such as 127.0.0.1, or 0.0.0.0 for every interface") from None
+        except OSError as error:
+            shown = f"[{host}]" if ":" in host else host
+            raise NumbreError(f"cannot listen on {shown}:{port}: {error.strerror}; "
+                              f"{advice.get(error.errno, 'choose another --host or --port')}") from None
 
 
 def _stopped(signal_number: int, frame: object) -> None:
