@@ -125,6 +125,8 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path: Path, tiny_folder
          "--device mps: no Apple GPU (MPS) is available here; use --device cpu"),
         (["train", "--device", "meta", "--data", str(tiny_folder), "--out", str(tmp_path / "r")],
          "numbre trains on cpu, cuda or mps"),
+        (["evaluate", "--png", "heat.jpg"], "heat.jpg does not end in .png, and numbre writes a PNG image"),
+        (["data", "show", "-o", "grid.txt", "--data", str(tiny_folder)], "grid.txt does not end in .png"),
         (["train", "--out", str(a_file), "--data", str(tiny_folder)],
          f"cannot make the run folder {a_file}: File exists; choose another --out"),
         (["train", "--out", str(a_file / "run"), "--data", str(tiny_folder)],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from numbre.cli.options import data_option, require_torch
+from numbre.cli.options import PNG_FILE, data_option, require_torch
 
 
 @click.command()
@@ -24,7 +24,7 @@ from numbre.cli.options import data_option, require_torch
               help="Train on the first N training images only (default: all).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the leaderboard as one JSON object instead of the table.")
-@click.option("--png", type=click.Path(path_type=Path), default=None,
+@click.option("--png", **PNG_FILE, default=None,
               help="Also write a chart of accuracy against latency and parameters (default: no chart).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-model lines.")
 def compare(models: tuple[str, ...], data: str | None, runs: Path, epochs: int | None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from numbre.cli.options import data_option
+from numbre.cli.options import PNG_FILE, data_option
 
 
 @click.group()
@@ -56,7 +56,7 @@ def info(data: str | None) -> None:
 
 @data.command()
 @data_option
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("samples.png"),
+@click.option("--out", "-o", **PNG_FILE, default=Path("samples.png"),
               show_default=True, help="PNG file to write.")
 @click.option("--count", "-n", type=click.IntRange(1, 400), default=40, show_default=True,
               help="How many images.")

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from numbre.cli.options import data_option, require_torch
+from numbre.cli.options import PNG_FILE, data_option, require_torch
 
 
 @click.command()
 @click.argument("model", required=False, type=click.Path(path_type=Path))
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-@click.option("--png", type=click.Path(path_type=Path), default=Path("confusion.png"), show_default=True,
+@click.option("--png", **PNG_FILE, default=Path("confusion.png"), show_default=True,
               help="Where to write the confusion matrix heat map.")
 @click.option("--no-png", is_flag=True, help="Do not write the heat map.")
 def evaluate(model: Path | None, data: str | None, as_json: bool, png: Path, no_png: bool) -> None:

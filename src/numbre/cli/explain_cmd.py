@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from numbre.cli.options import PNG_FILE
+
 
 @click.command()
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--model", "-m", type=click.Path(path_type=Path), default=None,
               help="A model file or run folder (default: the shipped model).")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "-o", **PNG_FILE, default=None,
               help="PNG to write (default: <image name>.explain.png in the current folder).")
 def explain(image: Path, model: Path | None, out: Path | None) -> None:
     """Explain how a model reads IMAGE as one digit: the preprocessed input, an occlusion saliency

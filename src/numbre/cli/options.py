@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 data_option = click.option(
@@ -19,3 +21,14 @@ def require_torch() -> None:
         import torch  # noqa: F401
     except ImportError:
         raise NumbreError("this command needs PyTorch: pip install 'numbre[train]'") from None
+
+
+def _png_name(_ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None and value.suffix.lower() != ".png":
+        raise click.BadParameter(f"{value} does not end in .png, and numbre writes a PNG image there; "
+                                 "give a name that ends in .png", param=param)
+    return value
+
+
+PNG_FILE = {"type": click.Path(dir_okay=False, path_type=Path), "callback": _png_name}
+"""Settings for an option that names a PNG file to write: its name must say it is one."""
