@@ -221,8 +221,34 @@ def test_npz_with_flat_images_names_the_shape_problem(tmp_path, arrays) -> None:
     with pytest.raises(DataError) as caught:
         load_npz(path)
     assert str(caught.value) == (
-        f"{path}/train-images-idx3-ubyte has 2 dimensions; expected images (3 dimensions)"
+        f"{path}: x_train has shape ({TRAIN}, 784); numbre needs (N, 28, 28) (28x28 grey images): "
+        "reshape it, e.g. x_train.reshape(-1, 28, 28)"
     )
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("x_test", "holds no test images; numbre learns from the training split and measures on the test "
+               "split, so both must hold images"),
+    ("x_train", "holds no training images; numbre learns"),
+])
+def test_npz_with_an_empty_split_is_refused_at_load(tmp_path, arrays, key: str, message: str) -> None:
+    images = "t10k-images-idx3-ubyte" if key == "x_test" else "train-images-idx3-ubyte"
+    labels = images.replace("images-idx3", "labels-idx1")
+    path = write_npz(tmp_path / "empty.npz", arrays, **{key: arrays[images][:0],
+                                                        "y" + key[1:]: arrays[labels][:0].astype(np.int64)})
+    with pytest.raises(DataError) as caught:
+        load_npz(path)
+    assert str(caught.value).startswith(f"{path} {message}")
+
+
+def test_labels_that_skip_classes_are_refused(tmp_path, arrays) -> None:
+    shifted = arrays["train-labels-idx1-ubyte"].astype(np.int64) + 5
+    path = write_npz(tmp_path / "shifted.npz", arrays, y_train=shifted)
+    with pytest.raises(DataError) as caught:
+        load_npz(path)
+    assert str(caught.value) == (
+        f"{path}: labels go up to {shifted.max()} but no training image has the label 0, 1, 2, 3, 4; "
+        "labels must number the classes 0, 1, 2, ... (a class no image has cannot be learned)")
 
 
 def test_file_that_is_not_an_npz(tmp_path) -> None:

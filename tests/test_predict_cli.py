@@ -186,6 +186,22 @@ def test_an_onnx_file_beside_a_model_file_is_used_only_if_exported_from_its_weig
         "or leave --model out for the shipped model")
 
 
+def test_a_model_of_other_than_ten_classes_is_refused_for_reading(images: Path, tmp_path: Path) -> None:
+    from numbre.checkpoint import state_to_numpy
+    from numbre.modelfile import INPUT_SPEC, save_model_file
+    from numbre.models import create_model
+
+    names = [str(label) for label in range(15)]
+    path = tmp_path / "fifteen.safetensors"
+    save_model_file(path, state_to_numpy(create_model("numbre-fast", 15)),
+                    {"architecture": "numbre-fast", "class_names": names, "input": INPUT_SPEC})
+    result = run("predict", str(images / "digit-9.png"), "--model", str(path))
+    assert result.exit_code == 2
+    expected = "tells 15 classes apart (0, 1, 2, 3, ...); reading images needs a model of ten classes"
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
 def test_png_on_standard_input_through_a_real_pipe(images: Path) -> None:
     import subprocess
     import sys

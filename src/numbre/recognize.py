@@ -87,8 +87,14 @@ class Recognizer:
     """A model plus the rules for trusting it; cheap to call, safe to share between threads."""
 
     def __init__(self, model: OnnxModel) -> None:
+        names = model.class_names
+        if not (len(names) == 10 or (len(names) == 11 and names[10] == NOT_A_DIGIT)):
+            raise ModelFileError(f"{model.path} tells {len(names)} classes apart ({', '.join(names[:4])}, "
+                                 "...); reading images needs a model of ten classes (such as the digits "
+                                 f"0-9), with or without {NOT_A_DIGIT!r}. Measure this one with numbre "
+                                 "evaluate")
         self.model = model
-        self.class_names = model.class_names[:10]
+        self.class_names = names[:10]
         self.rejector = Rejector.from_meta(model.meta)
 
     @classmethod

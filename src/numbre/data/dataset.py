@@ -86,11 +86,20 @@ def _assemble(name: str, raw: dict[str, bytes], source: str, folder: Path | None
         arrays[file_name] = idx.parse(data, f"{source}/{file_name}", 3 if "images" in file_name else 1)
     x_train, y_train, x_test, y_test = (arrays[file_name] for file_name in IDX_FILES)
     for split, images, labels in (("training", x_train, y_train), ("test", x_test, y_test)):
+        if len(images) == 0:
+            raise DataError(f"{source} holds no {split} images; numbre learns from the training split "
+                            "and measures on the test split, so both must hold images")
         if len(images) != len(labels):
             raise DataError(f"{source}: {len(images):,} {split} images but {len(labels):,} labels")
         if images.shape[1:] != (28, 28):
             raise DataError(f"{source}: {split} images are {images.shape[1]}x{images.shape[2]}; "
                             "numbre's models take 28x28 images")
+    unused = np.setdiff1d(np.arange(int(y_train.max()) + 1), y_train)
+    if len(unused):
+        shown = ", ".join(str(label) for label in unused[:5]) + (", ..." if len(unused) > 5 else "")
+        raise DataError(f"{source}: labels go up to {int(y_train.max())} but no training image has the "
+                        f"label {shown}; labels must number the classes 0, 1, 2, ... (a class no image "
+                        "has cannot be learned)")
     digests = {file_name: sha256(data) for file_name, data in raw.items()}
     spec = identify(digests)
     return Dataset(
@@ -132,8 +141,15 @@ def load_npz(path: Path) -> Dataset:
     raw = {}
     for file_name, key in zip(IDX_FILES, NPZ_KEYS, strict=True):
         array = arrays[key]
+        wanted = 3 if key.startswith("x") else 1
+        if array.ndim != wanted:
+            shape = "(N, 28, 28)" if wanted == 3 else "(N,)"
+            raise DataError(f"{path}: {key} has shape {array.shape}; numbre needs {shape} "
+                            f"({'28x28 grey images' if wanted == 3 else 'one label per image'}): "
+                            f"reshape it, e.g. {key}.reshape({'-1, 28, 28' if wanted == 3 else '-1'})")
         if array.dtype != np.uint8:
-            if not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 255:
+            if not np.issubdtype(array.dtype, np.integer) or (array.size and (array.min() < 0
+                                                                              or array.max() > 255)):
                 raise DataError(f"{path}: {key} must hold integers 0-255 (uint8), got {array.dtype}")
             array = array.astype(np.uint8)
         raw[file_name] = idx.encode(array)
