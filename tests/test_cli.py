@@ -137,6 +137,7 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path: Path, tiny_folder
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()  # a refused device leaves no run folder behind
 
 
 def test_resume_continues_with_the_runs_own_settings_and_names_what_differs(
@@ -156,6 +157,14 @@ def test_resume_continues_with_the_runs_own_settings_and_names_what_differs(
                                    "with different settings (model 'numbre-mlp', not 'seed-cnn-a')")
     assert "--resume alone continues with the run's own settings" in other.output
     assert "Missing key" not in other.output and len(other.output.strip().splitlines()) == 1
+    loud = run("train", "--resume", "--out", str(out), "-m", "seed-cnn-a", "--data", str(tiny_folder))
+    assert loud.output.startswith("numbre: error: --resume:")  # refused before the data loads
+
+    (out / "model.onnx").write_bytes(b"numbre export's default output, of the old weights")
+    again = run("train", "-m", "numbre-mlp", "--epochs", "1", "--out", str(out), "--overwrite",
+                "--data", str(tiny_folder), "-q")
+    assert again.exit_code == 0, again.output
+    assert not (out / "model.onnx").exists()  # --overwrite takes the old run's export with it
 
 
 def test_python_dash_m_and_version() -> None:

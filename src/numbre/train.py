@@ -45,7 +45,9 @@ from numbre.reject import META_KEY, NOT_A_DIGIT, Rejector, fit_rejector
 LAST = "last.ckpt.safetensors"
 BEST = "best.safetensors"
 MODEL = "model.safetensors"
-RUN_FILES = (LAST, BEST, MODEL, "config.json", "history.json", "history.csv", "metrics.json")
+# What a run writes, and `numbre export`'s default export of its model: --overwrite removes them all,
+# so that nothing of the old run (an export of its weights least of all) outlives it.
+RUN_FILES = (LAST, BEST, MODEL, "config.json", "history.json", "history.csv", "metrics.json", "model.onnx")
 EVAL_BATCH = 500  # fits in L2 cache on small CPUs; larger batches were slower here
 AUGMENTATIONS = {"shift": random_shift, "affine": random_affine, "drawn": random_drawn}
 
@@ -70,6 +72,18 @@ def pick_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise TrainingError(f"--device {name!r}: numbre trains on cpu, cuda or mps; use one of those")
     return device
+
+
+def check_resumable(path: Path, config: TrainConfig) -> None:
+    """Refuse to continue the checkpoint at `path` with settings other than its own, naming them."""
+    saved = TrainConfig.from_dict(checkpoint_config(path))
+    if saved != config:
+        asked = config.to_dict()
+        changed = [f"{key} {value!r}, not {asked.get(key)!r}"
+                   for key, value in saved.to_dict().items() if asked.get(key) != value]
+        raise TrainingError(f"--resume: {path} was made with different settings "
+                            f"({'; '.join(changed)}); resume with the same options, or with none: "
+                            "--resume alone continues with the run's own settings")
 
 
 def to_tensors(images, labels, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,13 +235,7 @@ class Trainer:
         path = self.out_dir / LAST
         if not path.exists():
             raise TrainingError(f"--resume: no checkpoint {path}; start without --resume")
-        saved = TrainConfig.from_dict(checkpoint_config(path))  # before its weights meet the model
-        if saved != self.config:
-            changed = [f"{key} {value!r}, not {self.config.to_dict().get(key)!r}"
-                       for key, value in saved.to_dict().items() if self.config.to_dict().get(key) != value]
-            raise TrainingError(f"--resume: {path} was made with different settings "
-                                f"({'; '.join(changed)}); resume with the same options, or with none: "
-                                "--resume alone continues with the run's own settings")
+        check_resumable(path, self.config)  # before the checkpoint's weights meet the model
         position = load_checkpoint(path, self.model, self.optimizer)
         if position["data_checksum"] != self.dataset.checksum:
             raise TrainingError(f"--resume: {path} was trained on other data")

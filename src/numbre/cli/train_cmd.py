@@ -55,7 +55,7 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     from numbre.data import load_dataset
     from numbre.errors import TrainingError
     from numbre.models import get_entry
-    from numbre.train import LAST, MODEL, RUN_FILES, Trainer
+    from numbre.train import LAST, MODEL, RUN_FILES, Trainer, check_resumable, pick_device
 
     if resume:
         if out is None:
@@ -69,11 +69,13 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
         given = {name: value for name, value in {**overrides, "model": model}.items()
                  if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
         config = TrainConfig.from_dict({**checkpoint_config(out / LAST), **given})
+        check_resumable(out / LAST, config)
     else:
         recipe = dataclasses.asdict(get_entry(model).recipe)
         recipe.update({key: value for key, value in overrides.items() if value is not None})
         config = TrainConfig(**recipe, model=model)
     config.validate()
+    pick_device(config.device)  # a device that is not there is refused before anything is made
     if out is None:
         out = Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not resume and ((out / LAST).exists() or (out / MODEL).exists()):
