@@ -198,6 +198,26 @@ def test_page_opens_in_chromium_with_every_image_loaded(report) -> None:
     assert "Total params: 34,826" in html  # the layer table of seed-cnn-a
 
 
+def test_a_damaged_or_missing_history_is_named(runs, tmp_path) -> None:
+    import shutil
+
+    from numbre.errors import NumbreError
+    from numbre.report import sections
+
+    folder = tmp_path / "copy"
+    shutil.copytree(runs["weak"], folder)
+    (folder / "history.json").write_text('[{"epoch": "x"}]')
+    with pytest.raises(NumbreError, match=r"history.json is not a training history \(a list of per-epoch "
+                                          r"records of numbers\); rebuild the report from the model file"):
+        load_run(folder)
+    (folder / "history.json").unlink()
+    section, figure = sections.history(load_run(folder), str(folder / MODEL))
+    assert figure is None
+    assert section.note == (f"No training curves: the run folder {folder} holds no history.json, the "
+                            "per-epoch history `numbre train` writes; the rest of this report comes from "
+                            "its model file.")
+
+
 def test_a_model_file_has_no_curves_and_says_so_and_11_classes_fit(runs, tiny, tmp_path,
                                                                     monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # a model file's report goes to report-<run name> in the working folder

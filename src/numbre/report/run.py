@@ -35,8 +35,15 @@ def load_history(path: Path) -> list[dict[str, Any]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise NumbreError(f"{path} is not a readable training history ({error}); "
                           "rebuild the report from the model file alone") from None
-    if not isinstance(history, list) or not all(isinstance(row, dict) and "epoch" in row for row in history):
-        raise NumbreError(f"{path} is not a training history (a list of per-epoch records)")
+    def is_number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    def is_record(row: Any) -> bool:
+        return isinstance(row, dict) and "epoch" in row and all(map(is_number, row.values()))
+
+    if not isinstance(history, list) or not all(map(is_record, history)):
+        raise NumbreError(f"{path} is not a training history (a list of per-epoch records of numbers); "
+                          "rebuild the report from the model file alone")
     return history
 
 

@@ -35,6 +35,10 @@ def samples(dataset: Dataset, indices: np.ndarray, per_class: int) -> Part:
 
 def history(model: LoadedModel, source_name: str) -> Part:
     title = "Training curves"
+    if not model.history and model.run_folder is not None:
+        return (Section("history", title, note=(
+            f"No training curves: the run folder {model.run_folder} holds no history.json, the per-epoch "
+            "history `numbre train` writes; the rest of this report comes from its model file.")), None)
     if not model.history:
         return (Section("history", title, note=(
             f"No training curves: {source_name} is a model file, and the per-epoch history lives in the "
