@@ -157,7 +157,8 @@ CASES = [
     Case("36 MP 16-bit PNG of a 7", lambda: fast_png(big_seven().astype(np.uint16) * 257), 7, big=True),
     Case("36 MP blank GIF (27 kB)", lambda: encoded(Image.new("P", (BIG, BIG), 0), "GIF"), "empty", big=True),
     Case("12 MP JPEG of a 7", lambda: encoded(seven(3464), "JPEG", quality=90), 7, big=True),
-    Case("PNG claiming 100,000 x 100,000", lambda: png_claiming(100_000, 100_000), "decompression bomb"),
+    Case("PNG claiming 100,000 x 100,000", lambda: png_claiming(100_000, 100_000),
+         "decompression bomb. Crop or shrink it to the digits first"),
     Case("JPEG claiming 8,000 x 6,000", lambda: jpeg_claiming(8_000, 6_000), "48 megapixels"),
     Case("PNG with a 200 MB zTXt chunk", text_chunk_bomb, "Decompressed data too large"),
     # extreme shapes

@@ -84,6 +84,9 @@ def test_a_bad_file_gets_an_error_line_and_the_rest_still_run(images: Path, tmp_
     assert all("error" in row for i, row in enumerate(rows) if i != 1)
     assert "no such file" in rows[2]["error"] and "no file matches" in rows[4]["error"]
     assert "Traceback" not in result.output
+    plain = run("predict", str(text))  # the file is named once, not "text.png: text.png is ..."
+    assert plain.output == f"numbre: error: {text} is not an image: it looks like text; send the image " \
+                           "file itself, not its name, a link or base64\n"
 
 
 def test_decompression_bomb_is_refused_not_loaded(tmp_path: Path) -> None:

@@ -354,8 +354,7 @@ def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Picture:
         except UnidentifiedImageError:
             raise ImageError(f"{name} is not an image: {_what_it_looks_like(data)}") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"{name} claims more pixels than Pillow will decode; "
-                             "refused as a possible decompression bomb") from None
+            raise _bomb(name, max_pixels) from None
         except Exception as error:  # a broken header can raise almost anything inside a plugin
             raise ImageError(f"{name} has an unreadable header ({error}); "
                              "re-save it as PNG or JPEG") from None
@@ -364,8 +363,7 @@ def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Picture:
             image.seek(0)  # the first frame of an animation or a multi-page file
             image.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"{name} claims more pixels than Pillow will decode; "
-                             "refused as a possible decompression bomb") from None
+            raise _bomb(name, max_pixels) from None
         except Exception as error:  # truncated data raises OSError; corrupt data, other errors
             raise ImageError(f"{name} is truncated or corrupt ({error}); "
                              "the file may be incomplete: save or upload it again") from None
@@ -396,6 +394,12 @@ def _decode_plain_png(data: bytes, name: str, max_pixels: int) -> Pixels | None:
     except Exception:  # truncated or corrupt: Pillow decodes what it can or says what is wrong
         return None
     return Pixels(pixels)
+
+
+def _bomb(name: str, max_pixels: int) -> ImageError:
+    return ImageError(f"{name} claims more pixels than Pillow will decode, far over the "
+                      f"{max_pixels / 1e6:.0f} megapixel limit; refused as a possible decompression bomb. "
+                      "Crop or shrink it to the digits first")
 
 
 def _check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:

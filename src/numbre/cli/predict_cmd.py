@@ -65,7 +65,8 @@ def run_each(inputs: tuple[str, ...], as_json: bool, handle: Callable[[str, byte
             failed += 1
             if as_json:
                 click.echo(json.dumps({"file": name, "error": error}))
-            click.echo(f"numbre: error: {name}: {error}", err=True)
+            named = error if name in error else f"{name}: {error}"  # image errors name their file
+            click.echo(f"numbre: error: {named}", err=True)
             continue
         click.echo(json.dumps({"file": name, **result}) if as_json else show(name, result))
     if failed:
