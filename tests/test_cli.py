@@ -128,9 +128,15 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path: Path, tiny_folder
         (["evaluate", "--png", "heat.jpg"], "heat.jpg does not end in .png, and numbre writes a PNG image"),
         (["data", "show", "-o", "grid.txt", "--data", str(tiny_folder)], "grid.txt does not end in .png"),
         (["train", "--out", str(a_file), "--data", str(tiny_folder)],
-         f"cannot make the run folder {a_file}: File exists; choose another --out"),
+         f"--out {a_file}: {a_file} is a file, not a folder; choose another path"),
         (["train", "--out", str(a_file / "run"), "--data", str(tiny_folder)],
-         f"cannot make the run folder {a_file / 'run'}: Not a directory; choose another --out"),
+         f"--out {a_file / 'run'}: {a_file} is a file, not a folder; choose another path"),
+        (["train", "--out", "/proc/numbre-run", "--data", str(tiny_folder)],
+         "--out /proc/numbre-run: cannot make that folder ("),
+        (["report", str(tmp_path / "no-run")], "no run folder or model file at"),
+        (["compare", "--runs", str(a_file / "runs")], f"{a_file} is a file, not a folder"),
+        (["compare", "--png", str(a_file / "chart.png")],
+         f"--png {a_file}: {a_file} is a file, not a folder"),
     ]
     for args, message in cases:
         result = run(*args)

@@ -418,8 +418,8 @@ def test_a_screenshot_path_that_cannot_be_written_is_refused_before_the_window(
     a_file.write_text("a file where the folder would be")
     result = CliRunner().invoke(draw, ["--quit-after", "1", "--screenshot", str(a_file / "shot.png")])
     assert isinstance(result.exception, NumbreError)
-    assert str(result.exception).startswith(f"--screenshot {a_file / 'shot.png'}: cannot make the folder "
-                                            f"{a_file}: ")
+    assert str(result.exception) == (f"--screenshot {a_file}: {a_file} is a file, not a folder; "
+                                     "choose another path")
 
 
 # --- the real process on an X display -------------------------------------------------------------

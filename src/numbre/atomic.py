@@ -21,11 +21,40 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest folder on `path`'s way that exists as a file, if one does."""
+    return next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+
+
 def _write_error(path: Path, error: OSError) -> NumbreError:
+    blocker = _file_in_the_way(path)
+    if blocker is not None:
+        return NumbreError(f"could not write {path}: {blocker} is a file, not a folder; choose another path")
     return NumbreError(
         f"could not write {path}: {error.strerror or error}; "
         "the previous file, if any, is unchanged"
     )
+
+
+def check_folder_path(folder: Path, option: str) -> None:
+    """Refuse an output folder that a file stands in the way of (the folder itself or one above it),
+    before any work, without making anything."""
+    folder = Path(folder)
+    blocker = folder if folder.exists() and not folder.is_dir() else _file_in_the_way(folder)
+    if blocker is not None:
+        raise NumbreError(f"{option} {folder}: {blocker} is a file, not a folder; choose another path")
+
+
+def prepare_folder(folder: Path, option: str) -> None:
+    """Make the folder an output goes to, now: a path through a file, or a folder that cannot be made,
+    is refused before any work instead of when the result is written."""
+    folder = Path(folder)
+    check_folder_path(folder, option)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NumbreError(f"{option} {folder}: cannot make that folder ({error.strerror or error}); "
+                          "choose another path") from None
 
 
 @contextlib.contextmanager

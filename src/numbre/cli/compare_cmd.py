@@ -34,8 +34,12 @@ def compare(models: tuple[str, ...], data: str | None, runs: Path, epochs: int |
     The leaderboard is also written to DIR/leaderboard.json."""
     require_torch()
     from numbre import compare as leaderboard
+    from numbre.atomic import check_folder_path
     from numbre.data import load_dataset
 
+    check_folder_path(runs, "--runs")  # before any model trains
+    if png is not None:
+        check_folder_path(png.parent, "--png")
     dataset = load_dataset(data, quiet=quiet or as_json)
     log = None if quiet else (lambda message: click.echo(message, err=True))
     entries = leaderboard.compare(models or leaderboard.DEFAULT_MODELS, dataset, runs, epochs=epochs,

@@ -63,11 +63,9 @@ def draw(model: Path | None, save_dir: Path | None, size: int, screenshot: Path 
     from numbre.recognize import Recognizer
 
     if screenshot is not None:  # a folder that cannot be made is known now, not after the session
-        try:
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise NumbreError(f"--screenshot {screenshot}: cannot make the folder {screenshot.parent}: "
-                              f"{error.strerror or error}; choose another path") from None
+        from numbre.atomic import prepare_folder
+
+        prepare_folder(screenshot.parent, "--screenshot")
     if not os.environ.get("SDL_VIDEODRIVER"):
         # Without a display SDL falls back to drawing off screen: a window nobody sees, that never
         # closes. An SDL_VIDEODRIVER set on purpose (dummy, for scripts and tests) is respected.

@@ -38,6 +38,10 @@ def report(run_or_model: Path, out: Path | None, compare: tuple[Path, ...], robu
     started = time.perf_counter()
     source = load_run(run_or_model)  # before the data: a wrong path fails at once
     others = tuple(load_run(path) for path in compare)
+    if out is not None:
+        from numbre.atomic import prepare_folder
+
+        prepare_folder(out, "--out")
     dataset = load_dataset(data, quiet=quiet)
     built = build_report(source, dataset, out, compare=others,
                          options=ReportOptions(robustness_images=robustness_images))

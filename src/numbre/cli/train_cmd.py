@@ -50,6 +50,7 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
           data: str | None, quiet: bool, **overrides) -> None:
     """Train a model, validate each epoch, evaluate on the test set and write a model file."""
     require_torch()
+    from numbre.atomic import prepare_folder
     from numbre.checkpoint import checkpoint_config
     from numbre.config import TrainConfig
     from numbre.data import load_dataset
@@ -84,11 +85,7 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
                                 "start it afresh with --overwrite, or choose another --out")
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
-    try:  # before the data loads: a folder that cannot be made is known at once
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise TrainingError(f"cannot make the run folder {out}: {error.strerror or error}; "
-                            "choose another --out") from None
+    prepare_folder(out, "--out")  # before the data loads: a folder that cannot be made is known at once
     started = time.perf_counter()
     dataset = load_dataset(data, quiet=quiet)
     if not quiet:
