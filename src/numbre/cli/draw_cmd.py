@@ -9,6 +9,7 @@ shown, is printed on standard error.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -69,8 +70,12 @@ def draw(model: Path | None, save_dir: Path | None, size: int, screenshot: Path 
     if not os.environ.get("SDL_VIDEODRIVER"):
         # Without a display SDL falls back to drawing off screen: a window nobody sees, that never
         # closes. An SDL_VIDEODRIVER set on purpose (dummy, for scripts and tests) is respected.
-        pygame.display.init()
-        if pygame.display.get_driver() in ("offscreen", "dummy"):
+        # On Linux the display is known from the environment, before SDL prints its own complaints.
+        headless = sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                            or os.environ.get("WAYLAND_DISPLAY"))
+        if not headless:
+            pygame.display.init()
+        if headless or pygame.display.get_driver() in ("offscreen", "dummy"):
             pygame.display.quit()
             raise NumbreError("no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is "
                               "set); run numbre draw on a desktop, or under xvfb-run")
