@@ -105,23 +105,29 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     save_model_file(path, tensors, meta)
 
 
-def checkpoint_config(path: Path) -> dict[str, Any]:
-    """The training settings (a TrainConfig as a dict) the checkpoint at `path` was made with."""
+def read_checkpoint(path: Path) -> ModelFile:
+    """The training checkpoint at `path`, read and verified once for both its settings and its state."""
     model_file = load_model_file(path)
     if model_file.meta.get("kind") != "checkpoint":
         raise ModelFileError(f"{path} is a model file, not a training checkpoint")
-    position = model_file.meta.get("position")
+    return model_file
+
+
+def checkpoint_config(checkpoint: ModelFile) -> dict[str, Any]:
+    """The training settings (a TrainConfig as a dict) the checkpoint was made with."""
+    position = checkpoint.meta.get("position")
     settings = position.get("config") if isinstance(position, dict) else None
     if not isinstance(settings, dict) or not isinstance(settings.get("model"), str):
-        raise ModelFileError(f"{path} is a checkpoint without its training settings")
+        raise ModelFileError(f"{checkpoint.path} is a checkpoint without its training settings")
     return dict(settings)
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore model, optimizer and RNG from `path`; return the saved loop position."""
-    model_file = load_model_file(path)
-    if model_file.meta.get("kind") != "checkpoint":
-        raise ModelFileError(f"{path} is a model file, not a training checkpoint")
+def load_checkpoint(checkpoint: Path | ModelFile, model: nn.Module,
+                    optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore model, optimizer and RNG from a checkpoint (its path, or as `read_checkpoint` gave it);
+    return the saved loop position."""
+    model_file = checkpoint if isinstance(checkpoint, ModelFile) else read_checkpoint(checkpoint)
+    path = model_file.path
     try:
         return _restore(model_file, model, optimizer)
     except ModelFileError:

@@ -244,7 +244,6 @@ def save_leaderboard(entries: Sequence[Entry], dataset, info: dict[str, Any], fo
     from numbre.atomic import atomic_write
 
     record = leaderboard_json(entries, dataset, info)
-    folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "leaderboard.json", (json.dumps(record, indent=2) + "\n").encode())
     return record
 

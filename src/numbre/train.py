@@ -23,12 +23,13 @@ from torch import nn
 from tqdm import tqdm
 
 from numbre import __version__
-from numbre.atomic import atomic_write
+from numbre.atomic import atomic_write, prepare_folder
 from numbre.augment import random_affine, random_drawn, random_shift
 from numbre.checkpoint import (
     checkpoint_config,
     first_non_finite,
     load_checkpoint,
+    read_checkpoint,
     remove_partial_writes,
     save_checkpoint,
     state_to_numpy,
@@ -37,7 +38,7 @@ from numbre.config import TrainConfig
 from numbre.data import Dataset
 from numbre.errors import TrainingError
 from numbre.evaluate import Metrics, compute_metrics
-from numbre.modelfile import INPUT_SPEC, save_model_file
+from numbre.modelfile import INPUT_SPEC, ModelFile, save_model_file
 from numbre.models import count_macs, count_parameters, create_model
 from numbre.negatives import add_negatives
 from numbre.reject import META_KEY, NOT_A_DIGIT, Rejector, fit_rejector
@@ -74,9 +75,11 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def check_resumable(path: Path, config: TrainConfig) -> None:
-    """Refuse to continue the checkpoint at `path` with settings other than its own, naming them."""
-    saved = TrainConfig.from_dict(checkpoint_config(path))
+def check_resumable(checkpoint: ModelFile, config: TrainConfig) -> None:
+    """Refuse to continue `checkpoint` (from `read_checkpoint`) with settings other than its own,
+    naming them."""
+    path = checkpoint.path
+    saved = TrainConfig.from_dict(checkpoint_config(checkpoint))
     if saved != config:
         asked = config.to_dict()
         changed = [f"{key} {value!r}, not {asked.get(key)!r}"
@@ -235,8 +238,9 @@ class Trainer:
         path = self.out_dir / LAST
         if not path.exists():
             raise TrainingError(f"--resume: no checkpoint {path}; start without --resume")
-        check_resumable(path, self.config)  # before the checkpoint's weights meet the model
-        position = load_checkpoint(path, self.model, self.optimizer)
+        checkpoint = read_checkpoint(path)
+        check_resumable(checkpoint, self.config)  # before the checkpoint's weights meet the model
+        position = load_checkpoint(checkpoint, self.model, self.optimizer)
         if position["data_checksum"] != self.dataset.checksum:
             raise TrainingError(f"--resume: {path} was trained on other data")
         self.position = position
@@ -331,11 +335,7 @@ class Trainer:
         if resume:
             self.resume()
         if self.out_dir is not None:
-            try:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise TrainingError(f"cannot make the run folder {self.out_dir}: "
-                                    f"{error.strerror or error}; choose another folder") from None
+            prepare_folder(self.out_dir, "run folder")
             remove_partial_writes(self.out_dir)  # left by a run killed while writing a file
             atomic_write(self.out_dir / "config.json", self.config.to_json().encode())
         started = time.perf_counter()

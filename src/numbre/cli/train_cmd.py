@@ -51,7 +51,7 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     """Train a model, validate each epoch, evaluate on the test set and write a model file."""
     require_torch()
     from numbre.atomic import prepare_folder
-    from numbre.checkpoint import checkpoint_config
+    from numbre.checkpoint import checkpoint_config, read_checkpoint
     from numbre.config import TrainConfig
     from numbre.data import load_dataset
     from numbre.errors import TrainingError
@@ -69,8 +69,9 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
         # environment), which the trainer then refuses if they differ from the checkpoint's.
         given = {name: value for name, value in {**overrides, "model": model}.items()
                  if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
-        config = TrainConfig.from_dict({**checkpoint_config(out / LAST), **given})
-        check_resumable(out / LAST, config)
+        checkpoint = read_checkpoint(out / LAST)  # read once here, before the data loads
+        config = TrainConfig.from_dict({**checkpoint_config(checkpoint), **given})
+        check_resumable(checkpoint, config)
     else:
         recipe = dataclasses.asdict(get_entry(model).recipe)
         recipe.update({key: value for key, value in overrides.items() if value is not None})

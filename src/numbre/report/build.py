@@ -61,8 +61,6 @@ def sample_indices(labels: np.ndarray, num_classes: int, per_class: int) -> np.n
                     dtype=np.int64)
 
 
-
-
 class _Clock:
     """Seconds per stage, for the time budget."""
 
