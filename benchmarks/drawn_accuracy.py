@@ -1,7 +1,7 @@
 """How well the whole path reads digits as people hand them in: drawn, written, photographed.
 
-Renders MNIST test digits with numbre.drawn in each style (canvas, paper,
-marker, photo), sends each rendered image through numbre.preprocess.to_mnist
+Renders MNIST test digits with numbre.data.drawn in each style (canvas, paper,
+marker, photo), sends each rendered image through numbre.reading.preprocess.to_mnist
 and a trained recognizer, and prints accuracy per style as a markdown table,
 next to the raw 28x28 MNIST accuracy and MNIST digits sent through the same
 preprocessing. `--ablation` repeats the styles with each optional step turned
@@ -26,11 +26,20 @@ import numpy as np
 from PIL import Image
 
 from numbre.data import load_dataset
-from numbre.drawn import NUMBER_KINDS, STYLES, drawn_digit, drawn_number, written_numbers
-from numbre.images import load_image, open_image
-from numbre.preprocess import DIGIT, STROKE_SCALE, _resize, ink_box, ink_map, stroke_width, to_ink, to_mnist
-from numbre.recognize import Recognizer
-from numbre.segment import split_digits
+from numbre.data.drawn import NUMBER_KINDS, STYLES, drawn_digit, drawn_number, written_numbers
+from numbre.reading.images import load_image, open_image
+from numbre.reading.preprocess import (
+    DIGIT,
+    STROKE_SCALE,
+    _resize,
+    ink_box,
+    ink_map,
+    stroke_width,
+    to_ink,
+    to_mnist,
+)
+from numbre.reading.recognize import Recognizer
+from numbre.reading.segment import split_digits
 
 Answers = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 in [0, 1] -> (N,) predicted classes
 VARIANTS = {"default": {}, "no stroke normalisation": {"normalise_stroke": False},

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from numbre.drawn import drawn_digit, glyph, page_export
-from numbre.recognize import Recognizer
+from numbre.data.drawn import drawn_digit, glyph, page_export
+from numbre.reading.recognize import Recognizer
 
 
 def median_ms(call, repeats: int, warmup: int = 50) -> float:

@@ -1,6 +1,6 @@
 """Where the time of one canvas prediction goes: `Recognizer.predict(png_bytes)` step by step.
 
-The web page sends a 280x280 opaque RGBA PNG (black strokes on white, `numbre.drawn.page_export`);
+The web page sends a 280x280 opaque RGBA PNG (black strokes on white, `numbre.data.drawn.page_export`);
 the server's throughput is bounded by this CPU cost. The steps are timed in
 sequence, each run as `predict` runs it, and the median of each over
 --repeats runs is printed, then the median of `predict` itself. (Timed alone
@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 
 from inference_speed import canvas_png  # this folder is on sys.path when a script here runs
-from numbre.images import open_image
-from numbre.preprocess import center_ink, ink_map
-from numbre.recognize import Recognizer
-from numbre.segment import count_digits
+from numbre.reading.images import open_image
+from numbre.reading.preprocess import center_ink, ink_map
+from numbre.reading.recognize import Recognizer
+from numbre.reading.segment import count_digits
 
 
 def step_medians(recognizer: Recognizer, png: bytes, repeats: int, clock) -> dict[str, float]:

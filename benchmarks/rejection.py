@@ -1,8 +1,8 @@
 """How well a model says "not a digit", and how often it wrongly says so for a digit.
 
-Every image goes through numbre.preprocess.to_mnist, the pipeline users get
+Every image goes through numbre.reading.preprocess.to_mnist, the pipeline users get
 (an image it finds blank counts as rejected), then the model, then the
-rejection policy stored in the model file (numbre.reject, fitted on MNIST
+rejection policy stored in the model file (numbre.model.rejection, fitted on MNIST
 validation digits at the end of training). Targets (issue "read real
 handwriting"): at most 1% of MNIST test digits rejected, at least 95% of
 Fashion-MNIST test images rejected, and the calibration error (ECE) of the
@@ -13,11 +13,11 @@ policy with fewer signs on the same validation digits the model file names
 (the last `val_images` of the MNIST training set) to show what each sign adds.
 
 Sets: MNIST test as stored and preprocessed; MNIST test digits rendered as user
-drawings and photos (numbre.drawn); Fashion-MNIST test; scribbles drawn with a
-pen on a 280 px canvas (made here, not by numbre.negatives); letters typed in
+drawings and photos (numbre.data.drawn); Fashion-MNIST test; scribbles drawn with a
+pen on a 280 px canvas (made here, not by numbre.training.negatives); letters typed in
 the machine's fonts, split into those the negatives are made of and all other
 letters (many of which look like digits: O, l, S, Z, b, g, q); and fresh
-images from numbre.negatives, the generator the model was trained with.
+images from numbre.training.negatives, the generator the model was trained with.
 
 Run:  python benchmarks/rejection.py [--model PATH] [--fashion FOLDER] [--drawn 1000] [--no-ablation]
 """
@@ -34,12 +34,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from numbre.data import load_dataset
-from numbre.drawn import STYLES, drawn_digit
-from numbre.negatives import LETTERS, font_files
-from numbre.onnx_model import OnnxModel
-from numbre.preprocess import to_mnist
-from numbre.recognize import resolve_onnx
-from numbre.reject import DIGITS, SIGNS, Rejector, expected_calibration_error, fit_rejector
+from numbre.data.drawn import STYLES, drawn_digit
+from numbre.model.onnx_model import OnnxModel
+from numbre.model.rejection import DIGITS, SIGNS, Rejector, expected_calibration_error, fit_rejector
+from numbre.reading.preprocess import to_mnist
+from numbre.reading.recognize import resolve_onnx
+from numbre.training.negatives import LETTERS, font_files
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 Logits = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 in [0, 1] -> (N, C) logits
@@ -96,7 +96,7 @@ def typed(letters: str) -> list[np.ndarray]:
 def synthetic_negatives(count: int) -> np.ndarray:
     import torch
 
-    from numbre.negatives import make_negatives
+    from numbre.training.negatives import make_negatives
 
     torch.manual_seed(2024)  # not a seed training uses for its batches
     return make_negatives(count)[:, 0].numpy()
@@ -166,7 +166,7 @@ def main() -> None:
     sets[f"letters of the negatives ({LETTERS})"] = (*preprocess(typed(LETTERS)), None)
     sets["other letters (many digit-like)"] = (*preprocess(typed(OTHER_LETTERS)), None)
     negatives = synthetic_negatives(1000)
-    sets["numbre.negatives, fresh seed"] = (negatives, np.zeros(len(negatives), bool), None)
+    sets["numbre.training.negatives, fresh seed"] = (negatives, np.zeros(len(negatives), bool), None)
     logits = {name: logits_of(images) for name, (images, _, _) in sets.items()}
 
     fitted = policy.fitted

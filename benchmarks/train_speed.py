@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 
-from numbre.config import TrainConfig
 from numbre.data import load_dataset
-from numbre.models import get_entry
-from numbre.train import Trainer
+from numbre.model.zoo import get_entry
+from numbre.training.config import TrainConfig
+from numbre.training.loop import Trainer
 
 # name -> (target test accuracy, target training seconds); Keras figures from PRODUCT.md.
 KERAS = {"seed-cnn-a": (0.9886, 99.5), "numbre-mlp": (0.9708, 38.7), "mlp-3-hidden": (0.9696, 73.8),

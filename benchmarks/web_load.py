@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from numbre.drawn import drawn_digit, glyph, page_export
+from numbre.data.drawn import drawn_digit, glyph, page_export
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "web_locustfile.py"
@@ -85,7 +85,7 @@ end
 
 def canvas_pngs(count: int = POOL, seed: int = 0) -> list[bytes]:
     """`count` 280x280 digit drawings as PNG bytes in the form the drawing page sends (black on white,
-    opaque RGBA), digits 0-9 in turn (numbre.drawn's built-in stroke font, so no MNIST download is
+    opaque RGBA), digits 0-9 in turn (numbre.data.drawn's built-in stroke font, so no MNIST download is
     needed)."""
     rng = np.random.default_rng(seed)
     pngs = []

@@ -1,6 +1,6 @@
 """Locust users for benchmarks/web_load.py: each posts canvas-sized PNGs to /api/predict, back to back.
 
-The pool of 280x280 drawings is web_load.py's (numbre.drawn's "canvas" style), made once per
+The pool of 280x280 drawings is web_load.py's (numbre.data.drawn's "canvas" style), made once per
 load process; every request sends one of them as the raw body, as the drawing page does. A request
 counts as failed unless it answers 200 with a prediction in the JSON shape of `numbre predict --json`.
 

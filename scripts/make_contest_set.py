@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the folder to write into (default: {DEFAULT_OUT.relative_to(ROOT)})")
     args = parser.parse_args(argv)
 
-    from numbre.contest import hardest_digits, save_contest_set
     from numbre.data import load_dataset
     from numbre.errors import NumbreError
-    from numbre.recognize import Recognizer
+    from numbre.insight.contest import hardest_digits, save_contest_set
+    from numbre.reading.recognize import Recognizer
 
     arguments = argv if argv is not None else sys.argv[1:]
     command = shlex.join(["python", "scripts/make_contest_set.py", *arguments])

@@ -23,7 +23,7 @@ VIEWPORT = {"width": 1200, "height": 900}
 
 def build(source: Path, out_dir: Path) -> Path:
     from numbre.data import load_dataset
-    from numbre.report import build_report
+    from numbre.insight.report import build_report
 
     started = time.perf_counter()
     report = build_report(source, load_dataset(None, quiet=True), out_dir)
@@ -63,7 +63,7 @@ def main() -> None:
         screenshot(arguments.html, arguments.out)
         return
     if arguments.source is None:
-        from numbre.modelfile import DEFAULT_MODEL
+        from numbre.model.file import DEFAULT_MODEL
 
         os.chdir(ROOT)  # the page shows the path it was given: keep it short, runs/numbre-best
         arguments.source = default.relative_to(ROOT) if default.is_dir() else DEFAULT_MODEL

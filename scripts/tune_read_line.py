@@ -1,9 +1,9 @@
-"""Re-derive `numbre.read_line.Scoring`: random search for the constants that read the most lines exactly.
+"""Re-derive `numbre.reading.read_line.Scoring`: random search for the constants that read the most lines exactly.
 
     python scripts/tune_read_line.py                  # seeds 11-14 to tune, 15 held out; ~5 minutes
     python scripts/tune_read_line.py --trials 2000 --lines 200
 
-Lines of 2-8 MNIST test digits are drawn with `numbre.drawn` as benchmarks/drawn_accuracy.py
+Lines of 2-8 MNIST test digits are drawn with `numbre.data.drawn` as benchmarks/drawn_accuracy.py
 draws them (apart, touching, broken, touching and broken; styles in turn), `--lines` per kind and
 seed. The costly part, cutting each line into candidates and reading them all with the network, does
 not depend on the constants, so it runs once per line; each trial then only scores the candidates
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from numbre.data import load_dataset
-from numbre.drawn import NUMBER_KINDS, written_numbers
-from numbre.preprocess import ink_map
-from numbre.read_line import (
+from numbre.data.drawn import NUMBER_KINDS, written_numbers
+from numbre.reading.preprocess import ink_map
+from numbre.reading.read_line import (
     SCORING,
     Scoring,
     best_log_probability,
@@ -38,7 +38,7 @@ from numbre.read_line import (
     doubtful_cuts,
     segment_scores,
 )
-from numbre.recognize import Recognizer
+from numbre.reading.recognize import Recognizer
 
 # Where each constant is searched: (low, high, log scale).
 RANGES = {"bonus": (0.0, 1.5, False), "short": (0.4, 0.9, False), "short_weight": (0.5, 20.0, True),

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from numbre.errors import NumbreError
-from numbre.modelfile import FORMAT_VERSION, META_DIGEST, load_model_file, save_model_file
+from numbre.model.file import FORMAT_VERSION, META_DIGEST, load_model_file, save_model_file
 
 
 def upgrade(path: Path) -> str:

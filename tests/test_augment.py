@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from numbre.augment import AffineRange, DrawnRange, random_affine, random_drawn, random_shift
+from numbre.training.augment import AffineRange, DrawnRange, random_affine, random_drawn, random_shift
 
 # Every effect of random_drawn switched off; tests switch on one at a time.
 STILL = DrawnRange(affine=AffineRange(degrees=0.0, scale=0.0, shear=0.0, shift=0.0), elastic=0.0,

@@ -13,7 +13,7 @@ from PIL import Image
 
 from numbre import __version__
 from numbre.cli import cli
-from numbre.modelfile import load_model_file
+from numbre.model.file import load_model_file
 
 
 def run(*args: str, env: dict | None = None):

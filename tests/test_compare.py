@@ -11,9 +11,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import make_dataset, write_idx_folder
-from numbre.checkpoint import load_torch_model
 from numbre.cli import cli
-from numbre.compare import (
+from numbre.insight.compare import (
     CLASSIC_MODELS,
     DEFAULT_MODELS,
     PNG_KEY,
@@ -24,9 +23,10 @@ from numbre.compare import (
     hardware_line,
     ranked,
 )
-from numbre.evaluate import evaluate_network
-from numbre.modelfile import load_model_file
-from numbre.models import list_models
+from numbre.insight.evaluate import evaluate_network
+from numbre.model.file import load_model_file
+from numbre.model.network import load_torch_model
+from numbre.model.zoo import list_models
 
 QUICK = ("--epochs", "1", "--max-train", "300")
 KERAS_COUNTS = {"seed-cnn-a": (34_826, 2_440_960), "numbre-mlp": (106_391, 105_800)}

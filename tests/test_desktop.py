@@ -39,7 +39,7 @@ except ImportError:
 from numbre.cli.draw_cmd import draw
 from numbre.desktop.window import ACCENT, LINE, PAPER, REASONS, SOME_NOT_DIGITS, WARN, DrawWindow, Pad
 from numbre.errors import NumbreError
-from numbre.recognize import NOT_A_DIGIT, Prediction, Reading, Recognizer
+from numbre.reading.recognize import NOT_A_DIGIT, Prediction, Reading, Recognizer
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "desktop"
 SIZE = 420

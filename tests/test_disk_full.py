@@ -28,8 +28,8 @@ from numbre.cli import cli
 from numbre.data.dataset import load_cached
 from numbre.data.known import IDX_FILES
 from numbre.errors import NumbreError
-from numbre.modelfile import load_model_file, save_model_file
-from numbre.train import LAST, MODEL
+from numbre.model.file import load_model_file, save_model_file
+from numbre.training.loop import LAST, MODEL
 
 NO_SPACE = "No space left on device"
 
@@ -115,7 +115,7 @@ import numpy as np
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write with EFBIG instead of killing the process
 resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) // 2}, {len(before) // 2}))
 from numbre.errors import NumbreError
-from numbre.modelfile import save_model_file
+from numbre.model.file import save_model_file
 try:
     save_model_file({str(path)!r}, {{"weight": np.ones((64, 64), np.float32)}}, {META!r})
 except NumbreError as error:

@@ -15,13 +15,10 @@ from PIL import Image
 from torch import nn
 
 from conftest import make_dataset
-from numbre.checkpoint import load_torch_model
 from numbre.cli import cli
-from numbre.config import TrainConfig
-from numbre.drawn import drawn_digit, glyph
+from numbre.data.drawn import drawn_digit, glyph
 from numbre.errors import ImageError, NumbreError
-from numbre.evaluate import softmax
-from numbre.explain import (
+from numbre.insight.explain import (
     PNG_KEY,
     explain,
     explanation_figure,
@@ -29,10 +26,13 @@ from numbre.explain import (
     occlusion_saliency,
     save_explanation_png,
 )
-from numbre.models import create_model
-from numbre.recognize import Recognizer
-from numbre.reject import NOT_A_DIGIT
-from numbre.train import MODEL, Trainer
+from numbre.model.network import load_torch_model
+from numbre.model.probabilities import softmax
+from numbre.model.rejection import NOT_A_DIGIT
+from numbre.model.zoo import create_model
+from numbre.reading.recognize import Recognizer
+from numbre.training.config import TrainConfig
+from numbre.training.loop import MODEL, Trainer
 
 
 def run(*args: str):

@@ -11,13 +11,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from numbre.checkpoint import load_torch_model, state_to_numpy
 from numbre.cli import cli
 from numbre.errors import ModelFileError, NumbreError
-from numbre.export import export_onnx
-from numbre.modelfile import INPUT_SPEC, save_model_file
-from numbre.models import create_model, list_models
-from numbre.onnx_model import OnnxModel
+from numbre.model.export import export_onnx
+from numbre.model.file import INPUT_SPEC, save_model_file
+from numbre.model.network import load_torch_model, state_to_numpy
+from numbre.model.onnx_model import OnnxModel
+from numbre.model.zoo import create_model, list_models
 
 DIGITS = [str(digit) for digit in range(10)]
 
@@ -100,8 +100,8 @@ def test_export_command_writes_beside_the_model(tmp_path: Path) -> None:
 
 
 def test_int8_export_keeps_the_answers_of_a_trained_model(tiny, tmp_path: Path) -> None:
-    from numbre.config import TrainConfig
-    from numbre.train import Trainer
+    from numbre.training.config import TrainConfig
+    from numbre.training.loop import Trainer
 
     config = TrainConfig(model="numbre-fast", epochs=3, batch_size=32, optimizer="sgd", lr=0.05, threads=1)
     Trainer(config, tiny, tmp_path / "run", progress=False).run()
@@ -121,7 +121,7 @@ def test_an_export_that_fails_its_check_writes_nothing_and_keeps_the_old_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import functools
 
-    import numbre.export as export_module
+    import numbre.model.export as export_module
 
     source = untrained_model_file("numbre-fast", tmp_path)
     out = tmp_path / "model.onnx"

@@ -141,7 +141,7 @@ def mutants(count: int, seed: int) -> Iterator[tuple[str, str, bytes]]:
 
 def fuzz(count: int, seed: int) -> dict:
     from numbre.errors import ImageError
-    from numbre.recognize import Recognizer
+    from numbre.reading.recognize import Recognizer
 
     recognizer = Recognizer.load()
     outcomes: Counter[str] = Counter()
@@ -183,7 +183,7 @@ def test_ten_thousand_mutated_images_give_answers_or_clear_refusals() -> None:
 
 def test_the_seeds_are_read_as_a_seven() -> None:
     """The fuzz starts from images the recognizer gets right, so a mutant's answer means something."""
-    from numbre.recognize import Recognizer
+    from numbre.reading.recognize import Recognizer
 
     recognizer = Recognizer.load()
     answers = {name: recognizer.predict(data).digit for name, data in seeds()}

@@ -77,7 +77,7 @@ def damage(data: bytes, rng: random.Random, hot: tuple[int, int] | None) -> tupl
 
 def safetensors_original(folder: Path) -> Path:
     """The shipped model, written again by this numbre so it carries both digests."""
-    from numbre.modelfile import load_model_file, save_model_file
+    from numbre.model.file import load_model_file, save_model_file
 
     shipped = load_model_file()
     path = folder / "original.safetensors"
@@ -99,7 +99,7 @@ def sealed_safetensors(tensors: dict, meta: object) -> bytes:
     """A well-formed safetensors file whose numbre metadata is `meta` with correct digests (if a dict)."""
     from safetensors.numpy import save
 
-    from numbre.modelfile import META_DIGEST, meta_digest, weights_digest
+    from numbre.model.file import META_DIGEST, meta_digest, weights_digest
 
     if isinstance(meta, dict):
         meta = {**meta, "weights_sha256": weights_digest(tensors)}
@@ -153,7 +153,7 @@ def hostile_safetensors(original: bytes, rng: random.Random) -> Mutant:
     if case == 9:
         return "foreign safetensors", _foreign_safetensors(rng), "not a numbre model"
     if case == 10:
-        from numbre.onnx_model import DEFAULT_ONNX
+        from numbre.model.onnx_model import DEFAULT_ONNX
 
         return "an ONNX file", DEFAULT_ONNX.read_bytes(), "not a readable model file"
     if case == 11:
@@ -166,7 +166,7 @@ def hostile_safetensors(original: bytes, rng: random.Random) -> Mutant:
         header["__metadata__"]["numbre"] = text
         return "changed metadata", join_safetensors(header, body), "metadata does not match"
     if case == 14:
-        from numbre.modelfile import FORMAT_VERSION
+        from numbre.model.file import FORMAT_VERSION
 
         meta["format_version"] = FORMAT_VERSION + 1
         return "newer format", sealed_safetensors(tensors, meta), "upgrade numbre"
@@ -197,8 +197,8 @@ def safetensors_loader(original: Path) -> tuple[Callable[[Path], object], Callab
     """The loader under test and a check that what it loaded is the original model."""
     import numpy as np
 
-    from numbre.checkpoint import load_torch_model
-    from numbre.modelfile import load_model_file
+    from numbre.model.file import load_model_file
+    from numbre.model.network import load_torch_model
 
     reference = load_model_file(original)
 
@@ -217,7 +217,7 @@ def onnx_original(folder: Path) -> Path:
     """The shipped ONNX model, sealed again by this numbre so it carries all three digests."""
     import onnx
 
-    from numbre.onnx_model import DEFAULT_ONNX, META_KEY, seal_onnx
+    from numbre.model.onnx_model import DEFAULT_ONNX, META_KEY, seal_onnx
 
     proto = onnx.load(str(DEFAULT_ONNX))
     meta = json.loads({entry.key: entry.value for entry in proto.metadata_props}[META_KEY])
@@ -233,7 +233,7 @@ def hostile_onnx(original: bytes, rng: random.Random) -> Mutant:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from numbre.onnx_model import META_KEY
+    from numbre.model.onnx_model import META_KEY
 
     proto = onnx.load_from_string(original)
     meta = json.loads({entry.key: entry.value for entry in proto.metadata_props}[META_KEY])
@@ -315,8 +315,8 @@ def hostile_onnx(original: bytes, rng: random.Random) -> Mutant:
 def reseal(proto, meta: dict) -> None:
     """`seal_onnx` for a hostile model: digests that match, even of weights `seal_onnx` would refuse."""
     from numbre.errors import ModelFileError
-    from numbre.modelfile import META_DIGEST, meta_digest
-    from numbre.onnx_model import META_KEY, initializer_digest, model_digest
+    from numbre.model.file import META_DIGEST, meta_digest
+    from numbre.model.onnx_model import META_KEY, initializer_digest, model_digest
 
     others = [entry for entry in proto.metadata_props if entry.key != META_KEY]
     del proto.metadata_props[:]
@@ -348,7 +348,7 @@ def onnx_mutants(original: bytes, count: int, seed: int) -> Iterator[Mutant]:
 
 
 def safetensors_bytes() -> bytes:
-    from numbre.modelfile import DEFAULT_MODEL
+    from numbre.model.file import DEFAULT_MODEL
 
     return DEFAULT_MODEL.read_bytes()
 
@@ -356,7 +356,7 @@ def safetensors_bytes() -> bytes:
 def onnx_loader(original: Path) -> tuple[Callable[[Path], object], Callable[[object], bool]]:
     import onnx
 
-    from numbre.recognize import Recognizer
+    from numbre.reading.recognize import Recognizer
 
     reference = onnx.load(str(original))
 
@@ -457,7 +457,7 @@ def test_a_bomb_with_correct_digests_is_refused_before_onnx_runtime(tmp_path: Pa
     import pytest
 
     from numbre.errors import ModelFileError
-    from numbre.recognize import Recognizer
+    from numbre.reading.recognize import Recognizer
 
     original = onnx_original(tmp_path).read_bytes()
     rng = random.Random(0)
@@ -473,8 +473,8 @@ def test_a_bomb_with_correct_digests_is_refused_before_onnx_runtime(tmp_path: Pa
 
 def test_a_resealed_original_still_loads_and_reads_digits(tmp_path: Path) -> None:
     """The checks refuse what is hostile, not what numbre writes: the sealed shipped model still works."""
-    from numbre.checkpoint import load_torch_model
-    from numbre.recognize import Recognizer
+    from numbre.model.network import load_torch_model
+    from numbre.reading.recognize import Recognizer
 
     recognizer = Recognizer.load(onnx_original(tmp_path))
     assert {"onnx_model_sha256", "meta_sha256", "onnx_weights_sha256"} <= recognizer.meta.keys()

@@ -30,7 +30,7 @@ import pytest
 from PIL import Image
 
 from numbre.errors import ImageError
-from numbre.recognize import Prediction, Recognizer
+from numbre.reading.recognize import Prediction, Recognizer
 from webhelpers import strokes_png
 
 SEVEN = [[(70, 50), (210, 50), (120, 240)]]

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from numbre.errors import ImageError, NumbreError
-from numbre.images import Pixels, box_reduce, flatten_alpha, grey_pixels, load_image, open_image
+from numbre.reading.images import Pixels, box_reduce, flatten_alpha, grey_pixels, load_image, open_image
 
 
 def encoded(image: Image.Image, format: str = "PNG", **options) -> bytes:

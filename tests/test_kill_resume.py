@@ -31,8 +31,8 @@ from click.testing import CliRunner
 from conftest import make_dataset, write_idx_folder
 from numbre.cli import cli
 from numbre.errors import ModelFileError
-from numbre.modelfile import load_model_file
-from numbre.train import LAST, MODEL
+from numbre.model.file import load_model_file
+from numbre.training.loop import LAST, MODEL
 
 SEED = 11
 OPTIONS = ["--model", "seed-cnn-a", "--epochs", "3", "--batch-size", "32", "--lr", "0.003", "--val-split",
@@ -171,9 +171,9 @@ def test_a_checkpoint_with_infinite_weights_is_never_written(tmp_path: Path) -> 
     """The guard below the loop: save_checkpoint itself refuses, and the previous file stays byte for byte."""
     import torch
 
-    from numbre.checkpoint import save_checkpoint
     from numbre.errors import TrainingError
-    from numbre.models import create_model
+    from numbre.model.zoo import create_model
+    from numbre.training.checkpoint import save_checkpoint
 
     model = create_model("numbre-mlp")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -193,9 +193,10 @@ def test_a_checkpoint_with_well_formed_but_wrong_contents_is_refused(tmp_path: P
     """A file with correct digests whose state does not fit: a ModelFileError, not a KeyError."""
     import torch
 
-    from numbre.checkpoint import load_checkpoint, state_to_numpy
-    from numbre.modelfile import save_model_file
-    from numbre.models import create_model
+    from numbre.model.file import save_model_file
+    from numbre.model.network import state_to_numpy
+    from numbre.model.zoo import create_model
+    from numbre.training.checkpoint import load_checkpoint
 
     model = create_model("numbre-mlp")
     path = tmp_path / LAST

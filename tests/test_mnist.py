@@ -7,14 +7,15 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from numbre.checkpoint import load_torch_model
 from numbre.cli import cli
-from numbre.config import TrainConfig
 from numbre.data.known import MNIST
-from numbre.evaluate import compute_metrics, evaluate_onnx
-from numbre.modelfile import DEFAULT_MODEL, load_model_file
-from numbre.onnx_model import DEFAULT_ONNX, OnnxModel
-from numbre.train import Trainer, predict_logits, to_tensors
+from numbre.insight.evaluate import evaluate_onnx
+from numbre.model.file import DEFAULT_MODEL, load_model_file
+from numbre.model.metrics import compute_metrics
+from numbre.model.network import load_torch_model, predict_logits, to_tensors
+from numbre.model.onnx_model import DEFAULT_ONNX, OnnxModel
+from numbre.training.config import TrainConfig
+from numbre.training.loop import Trainer
 
 pytestmark = pytest.mark.mnist
 MNIST_CHECKSUM = "d95a98cc28a86f51550b5a018e5afe286d09583aa2e7046d8fde47a59d1cb189"

@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from numbre.checkpoint import build_model, load_torch_model, state_to_numpy
 from numbre.errors import ModelFileError
-from numbre.modelfile import load_model_file, save_model_file
-from numbre.models import create_model
+from numbre.model.file import load_model_file, save_model_file
+from numbre.model.network import build_model, load_torch_model, state_to_numpy
+from numbre.model.zoo import create_model
 
 META = {"architecture": "seed-cnn-b", "class_names": [str(d) for d in range(10)]}
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from numbre.errors import NumbreError
-from numbre.models import count_macs, count_parameters, create_model, get_entry, list_models
+from numbre.model.zoo import count_macs, count_parameters, create_model, get_entry, list_models
 
 # Parameter counts Keras' summary() gives for the four classic models (PRODUCT.md).
 KERAS_PARAMETERS = {"seed-cnn-a": 34_826, "numbre-mlp": 106_391, "mlp-3-hidden": 270_218,

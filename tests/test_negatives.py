@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from numbre.config import TrainConfig
-from numbre.negatives import KINDS, LETTERS, letter_bank, make_negatives, place_like_mnist
-from numbre.reject import NOT_A_DIGIT, ink_statistics
-from numbre.train import Trainer, predict_logits
+from numbre.model.network import predict_logits
+from numbre.model.rejection import NOT_A_DIGIT, ink_statistics
+from numbre.training.config import TrainConfig
+from numbre.training.loop import Trainer
+from numbre.training.negatives import KINDS, LETTERS, letter_bank, make_negatives, place_like_mnist
 
 
 def by_kind(kind: str, count: int = 64) -> torch.Tensor:

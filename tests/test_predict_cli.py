@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from numbre.cli import cli
-from numbre.drawn import drawn_number, glyph
+from numbre.data.drawn import drawn_number, glyph
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:
@@ -125,7 +125,7 @@ def test_explain_writes_the_stages(images: Path, tmp_path: Path) -> None:
 def test_model_option_takes_a_training_model_file(images: Path, tmp_path: Path, monkeypatch) -> None:
     import shutil
 
-    from numbre.modelfile import DEFAULT_MODEL
+    from numbre.model.file import DEFAULT_MODEL
 
     copy = tmp_path / "mine.safetensors"
     shutil.copy(DEFAULT_MODEL, copy)
@@ -144,12 +144,12 @@ def test_an_onnx_file_beside_a_model_file_is_used_only_if_exported_from_its_weig
 
     import torch
 
-    from numbre.checkpoint import state_to_numpy
-    from numbre.export import export_onnx
-    from numbre.modelfile import DEFAULT_MODEL, INPUT_SPEC, save_model_file
-    from numbre.models import create_model
-    from numbre.onnx_model import DEFAULT_ONNX
-    from numbre.recognize import resolve_onnx
+    from numbre.model.export import export_onnx
+    from numbre.model.file import DEFAULT_MODEL, INPUT_SPEC, save_model_file
+    from numbre.model.network import state_to_numpy
+    from numbre.model.onnx_model import DEFAULT_ONNX
+    from numbre.model.zoo import create_model
+    from numbre.reading.recognize import resolve_onnx
 
     torch.manual_seed(0)
     other = tmp_path / "other.safetensors"
@@ -190,9 +190,9 @@ def test_an_onnx_file_beside_a_model_file_is_used_only_if_exported_from_its_weig
 
 
 def test_a_model_of_other_than_ten_classes_is_refused_for_reading(images: Path, tmp_path: Path) -> None:
-    from numbre.checkpoint import state_to_numpy
-    from numbre.modelfile import INPUT_SPEC, save_model_file
-    from numbre.models import create_model
+    from numbre.model.file import INPUT_SPEC, save_model_file
+    from numbre.model.network import state_to_numpy
+    from numbre.model.zoo import create_model
 
     names = [str(label) for label in range(15)]
     path = tmp_path / "fifteen.safetensors"

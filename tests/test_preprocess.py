@@ -12,7 +12,8 @@ from PIL import Image
 from scipy import ndimage
 
 from golden.regenerate import FOLDER, draw, golden_inputs, photographed
-from numbre.preprocess import (
+from numbre.insight.plots import save_stages_png
+from numbre.reading.preprocess import (
     DIGIT,
     MNIST_CENTRE,
     SIDE,
@@ -20,7 +21,6 @@ from numbre.preprocess import (
     center_ink,
     ink_map,
     prepare_batch,
-    save_stages_png,
     to_ink,
     to_mnist,
 )

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from numbre import Recognizer
-from numbre.drawn import drawn_number, drawn_number_with_boxes, glyph
-from numbre.read_line import best_path, candidates, read_line
+from numbre.data.drawn import drawn_number, drawn_number_with_boxes, glyph
+from numbre.reading.read_line import best_path, candidates, read_line
 
 
 @pytest.fixture(scope="module")

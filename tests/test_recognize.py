@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from numbre import Prediction, Reading, Recognizer
-from numbre.drawn import drawn_digit, drawn_number, glyph
+from numbre.data.drawn import drawn_digit, drawn_number, glyph
 from numbre.errors import NumbreError
-from numbre.preprocess import ink_map
-from numbre.segment import count_digits
+from numbre.reading.preprocess import ink_map
+from numbre.reading.segment import count_digits
 
 DIGITS = range(10)
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from numbre.reject import (
+from numbre.model.rejection import (
     NOT_A_DIGIT,
     Rejector,
     expected_calibration_error,
@@ -132,6 +132,6 @@ def test_fit_rejects_the_chosen_share_of_validation_digits_and_round_trips_as_js
 
 
 def test_reject_runs_without_torch() -> None:
-    code = "import sys, numbre.reject; assert 'torch' not in sys.modules, 'torch was imported'"
+    code = "import sys, numbre.model.rejection; assert 'torch' not in sys.modules, 'torch was imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

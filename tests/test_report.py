@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from numbre.checkpoint import load_torch_model
 from numbre.cli import cli
-from numbre.config import TrainConfig
-from numbre.evaluate import evaluate_network
-from numbre.report import ReportOptions, build_report
-from numbre.report.predictions import reliability
-from numbre.report.robustness import PERTURBATIONS, noise, rotate, scale, shift, thicken, thin
-from numbre.report.run import load_run, unique_labels
-from numbre.train import MODEL, Trainer
+from numbre.insight.evaluate import evaluate_network
+from numbre.insight.report import ReportOptions, build_report
+from numbre.insight.report.predictions import reliability
+from numbre.insight.report.robustness import PERTURBATIONS, noise, rotate, scale, shift, thicken, thin
+from numbre.insight.report.run import load_run, unique_labels
+from numbre.model.network import load_torch_model
+from numbre.training.config import TrainConfig
+from numbre.training.loop import MODEL, Trainer
 from webhelpers import headless_chromium
 
 # Trained on 120 images for 2 epochs: about 70% right on the synthetic test set, so there are
@@ -202,7 +202,7 @@ def test_a_damaged_or_missing_history_is_named(runs, tmp_path) -> None:
     import shutil
 
     from numbre.errors import NumbreError
-    from numbre.report import sections
+    from numbre.insight.report import sections
 
     folder = tmp_path / "copy"
     shutil.copytree(runs["weak"], folder)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from numbre.drawn import drawn_number_with_boxes, glyph
-from numbre.images import load_image
-from numbre.preprocess import center_ink, ink_map, to_ink
-from numbre.segment import MAX_PIECES, Segment, _merge_pieces, _Part, count_digits, split_digits
+from numbre.data.drawn import drawn_number_with_boxes, glyph
+from numbre.reading.images import load_image
+from numbre.reading.preprocess import center_ink, ink_map, to_ink
+from numbre.reading.segment import MAX_PIECES, Segment, _merge_pieces, _Part, count_digits, split_digits
 
 
 def written(digits: list[int], seed: int, **options) -> tuple[np.ndarray, list]:

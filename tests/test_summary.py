@@ -10,11 +10,11 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from numbre.checkpoint import state_to_numpy
 from numbre.cli import cli
-from numbre.modelfile import save_model_file
-from numbre.models import count_parameters, create_model, list_models
-from numbre.summary import format_summary, summarize
+from numbre.model.file import save_model_file
+from numbre.model.network import state_to_numpy
+from numbre.model.summary import format_summary, summarize
+from numbre.model.zoo import count_parameters, create_model, list_models
 
 # Keras' summary() totals for the four classic models (PRODUCT.md).
 KERAS_TOTALS = {"seed-cnn-a": "34,826", "numbre-mlp": "106,391", "mlp-3-hidden": "270,218",

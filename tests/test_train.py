@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-import numbre.train as train_module
-from numbre.config import TrainConfig
+import numbre.training.loop as train_module
 from numbre.errors import TrainingError
-from numbre.modelfile import load_model_file
-from numbre.train import BEST, LAST, MODEL, Trainer, learning_rate
+from numbre.model.file import load_model_file
+from numbre.training.config import TrainConfig
+from numbre.training.loop import BEST, LAST, MODEL, Trainer, learning_rate
 
 FAST = dict(model="seed-cnn-a", epochs=3, batch_size=32, lr=3e-3, threads=1)
 
@@ -200,8 +200,8 @@ def test_warmup_can_start_from_zero() -> None:
 
 
 def test_weight_decay_skips_biases_and_batch_norm() -> None:
-    from numbre.models import create_model
-    from numbre.train import make_optimizer
+    from numbre.model.zoo import create_model
+    from numbre.training.loop import make_optimizer
 
     model = create_model("numbre-fast")
     optimizer = make_optimizer(TrainConfig(optimizer="sgd", weight_decay=5e-4, epochs=1, batch_size=1),

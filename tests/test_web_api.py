@@ -26,10 +26,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from numbre.recognize import Recognizer
+from numbre.reading.recognize import Recognizer
 from numbre.web import schemas
-from numbre.web.app import create_app, png_base64
+from numbre.web.app import create_app
 from numbre.web.limits import ServeLimits
+from numbre.web.uploads import png_base64
 from webhelpers import ONE, PNG, live_server, strokes_png
 
 LIMIT = 300_000  # the test server's upload limit, small so that oversized bodies are cheap to send

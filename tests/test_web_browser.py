@@ -21,10 +21,10 @@ import playwright.sync_api as playwright_api
 import pytest
 from PIL import Image
 
-from numbre.drawn import drawn_digit, drawn_number, glyph, page_export
-from numbre.images import Pixels, open_image
-from numbre.recognize import Recognizer
-from numbre.reject import Rejector
+from numbre.data.drawn import drawn_digit, drawn_number, glyph, page_export
+from numbre.model.rejection import Rejector
+from numbre.reading.images import Pixels, open_image
+from numbre.reading.recognize import Recognizer
 from numbre.web.app import create_app
 from webhelpers import CHROMIUM, headless_chromium, live_server
 
@@ -171,7 +171,7 @@ def test_something_that_is_not_a_digit_says_so(page, recognizer: Recognizer, mon
 
 
 def test_the_pad_sends_an_opaque_rgba_png(page) -> None:
-    """What the benchmarks post as "the page's canvas PNG" (numbre.drawn.page_export) is what it sends:
+    """What the benchmarks post as "the page's canvas PNG" (numbre.data.drawn.page_export) is what it sends:
     black ink on white, 8-bit RGBA with every pixel opaque, read on the libspng route."""
     draw(page, ONE)
     answered(page)
@@ -212,7 +212,7 @@ def test_number_mode_reads_the_number_and_boxes_each_digit(page) -> None:
 
 
 def photo_jpeg(digits: list[int], seed: int = 0) -> bytes:
-    """A synthetic phone photo (numbre.drawn's "photo" style) of handwritten digits, as a JPEG."""
+    """A synthetic phone photo (numbre.data.drawn's "photo" style) of handwritten digits, as a JPEG."""
     rng = np.random.default_rng(seed)
     glyphs = [glyph(digit, rng) for digit in digits]
     pixels = (drawn_digit(glyphs[0], rng, canvas=640, style="photo") if len(digits) == 1

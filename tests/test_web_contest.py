@@ -4,7 +4,7 @@ The contest's promises: a game's digits come without their answers; an answer re
 label and the served model's own answer, scored both ways; a bad id, guess or count is refused as
 JSON with a status and a reason. The shipped set must be the shipped model's hardest MNIST test
 digits (remade by scripts/make_contest_set.py when the model changes), and a server running
-another model answers with that model. Saliency must be exactly `numbre.explain`'s, coloured.
+another model answers with that model. Saliency must be exactly `numbre.insight.explain`'s, coloured.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from numbre.contest import (
+from numbre.insight.contest import (
     ContestError,
     answered_by,
     ask_model,
@@ -30,10 +30,11 @@ from numbre.contest import (
     load_contest_set,
     save_contest_set,
 )
-from numbre.explain import occlusion_saliency
-from numbre.recognize import Recognizer
-from numbre.web.app import _add_error_handlers, create_app, png_base64
+from numbre.insight.explain import occlusion_saliency
+from numbre.reading.recognize import Recognizer
+from numbre.web.app import _add_error_handlers, create_app
 from numbre.web.contest import CONTEST_FOLDER, contest_router
+from numbre.web.uploads import png_base64
 from test_export import untrained_model_file
 from webhelpers import ONE, PNG, live_server, strokes_png
 
@@ -131,7 +132,7 @@ def test_bad_answers_are_refused_as_json(client: httpx.Client) -> None:
 
 
 def test_another_served_model_is_played_with_its_own_answers(tmp_path: Path, shipped) -> None:
-    from numbre.export import export_onnx
+    from numbre.model.export import export_onnx
 
     untrained = untrained_model_file("numbre-fast", tmp_path)
     other = Recognizer.load(export_onnx(untrained, tmp_path / "other.onnx"))

@@ -17,8 +17,8 @@ import playwright.sync_api as playwright_api
 import pytest
 from PIL import Image
 
-from numbre.contest import load_contest_set
-from numbre.recognize import Recognizer
+from numbre.insight.contest import load_contest_set
+from numbre.reading.recognize import Recognizer
 from numbre.web.app import create_app
 from numbre.web.contest import CONTEST_FOLDER
 from test_web_browser import ONE, answered, draw, snapshot

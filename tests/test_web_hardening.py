@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 
 from apphelpers import start_serve
 from numbre.errors import NumbreError
-from numbre.recognize import Recognizer
+from numbre.reading.recognize import Recognizer
 from numbre.web.app import DOCS_ASSETS, app_from_environment, create_app
 from numbre.web.limits import ServeLimits
 from webhelpers import ONE, PNG, headless_chromium, live_server, strokes_png

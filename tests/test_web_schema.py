@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from schemathesis.checks import positive_data_acceptance
 
-from numbre.recognize import Recognizer
+from numbre.reading.recognize import Recognizer
 from numbre.web import schemas
 from numbre.web.app import create_app
 from webhelpers import live_server

@@ -1,4 +1,4 @@
-"""Golden outputs of numbre.preprocess.to_mnist for a few fixed inputs.
+"""Golden outputs of numbre.reading.preprocess.to_mnist for a few fixed inputs.
 
 The inputs are drawn here with Pillow (no data files, no randomness beyond a
 fixed seed), and the 28x28 result of each is stored as tests/golden/NAME.npy.
@@ -65,7 +65,7 @@ def golden_inputs() -> dict[str, np.ndarray | Image.Image]:
 
 
 def main() -> None:
-    from numbre.preprocess import to_mnist
+    from numbre.reading.preprocess import to_mnist
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--png", type=Path, help="also write inputs and outputs side by side to this PNG")

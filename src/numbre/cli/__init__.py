@@ -4,6 +4,8 @@ Errors a user can cause arrive as `NumbreError` and are printed as one line
 with exit status 2; there is no traceback for bad input. Every option can
 also be set by an environment variable, NUMBRE_<COMMAND>_<OPTION>
 (for example NUMBRE_TRAIN_EPOCHS=3).
+
+A front end: commands may import any stage of the library, which never imports them.
 """
 
 from __future__ import annotations

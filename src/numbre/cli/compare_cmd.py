@@ -33,9 +33,9 @@ def compare(models: tuple[str, ...], data: str | None, runs: Path, epochs: int |
     and numbre): test accuracy, parameters, MACs, training time, single-image latency, file size.
     The leaderboard is also written to DIR/leaderboard.json."""
     require_torch()
-    from numbre import compare as leaderboard
     from numbre.atomic import check_folder_path
     from numbre.data import load_dataset
+    from numbre.insight import compare as leaderboard
 
     check_folder_path(runs, "--runs")  # before any model trains
     if png is not None:

@@ -63,7 +63,7 @@ def info(data: str | None) -> None:
 def show(data: str | None, out: Path, count: int, split: str, seed: int) -> None:
     """Write a PNG grid of labelled sample images."""
     from numbre.data import load_dataset
-    from numbre.plots import sample_grid
+    from numbre.insight.plots import sample_grid
 
     dataset = load_dataset(data)
     images, labels = ((dataset.x_train, dataset.y_train) if split == "train"

@@ -61,7 +61,7 @@ def draw(model: Path | None, save_dir: Path | None, size: int, screenshot: Path 
     except ImportError:
         raise NumbreError("numbre draw needs pygame-ce: pip install 'numbre[desktop]'") from None
     from numbre.desktop.window import DrawWindow
-    from numbre.recognize import Recognizer
+    from numbre.reading.recognize import Recognizer
 
     if screenshot is not None:  # a folder that cannot be made is known now, not after the session
         from numbre.atomic import prepare_folder

@@ -21,10 +21,10 @@ def evaluate(model: Path | None, data: str | None, as_json: bool, png: Path, no_
     """Evaluate MODEL (a model file, run folder or .onnx export; default: the shipped model) on the
     test set. An .onnx file runs in ONNX Runtime, as the inference install reads images."""
     from numbre.data import load_dataset
-    from numbre.evaluate import evaluate_network, evaluate_onnx, format_report
+    from numbre.insight.evaluate import evaluate_network, evaluate_onnx, format_report
 
     if model is not None and model.suffix == ".onnx":
-        from numbre.onnx_model import OnnxModel
+        from numbre.model.onnx_model import OnnxModel
 
         onnx_model = OnnxModel.load(model)
         path, architecture = onnx_model.path, onnx_model.meta["architecture"]
@@ -32,14 +32,14 @@ def evaluate(model: Path | None, data: str | None, as_json: bool, png: Path, no_
         metrics = evaluate_onnx(onnx_model, dataset)
     else:
         require_torch()
-        from numbre.checkpoint import load_torch_model
+        from numbre.model.network import load_torch_model
 
         network, model_file = load_torch_model(model)
         path, architecture = model_file.path, model_file.architecture
         dataset = load_dataset(data, quiet=as_json)
         metrics = evaluate_network(network, model_file, dataset)
     if not no_png:
-        from numbre.plots import confusion_heatmap
+        from numbre.insight.plots import confusion_heatmap
 
         confusion_heatmap(metrics.confusion, list(metrics.class_names), png,
                           title=f"{architecture} on {dataset.name} test ({metrics.accuracy:.2%})")

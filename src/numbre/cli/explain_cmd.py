@@ -18,8 +18,8 @@ from numbre.cli.options import PNG_FILE
 def explain(image: Path, model: Path | None, out: Path | None) -> None:
     """Explain how a model reads IMAGE as one digit: the preprocessed input, an occlusion saliency
     map, the first-layer filters, every convolution layer's activations and the top three classes."""
-    from numbre.explain import explain as explain_image
-    from numbre.explain import percent, save_explanation_png
+    from numbre.insight.explain import explain as explain_image
+    from numbre.insight.explain import percent, save_explanation_png
 
     explanation = explain_image(image, model)
     target = out if out is not None else Path(f"{image.stem}.explain.png")

@@ -23,7 +23,7 @@ def export(model: Path | None, out: Path | None, int8: bool, data: str | None) -
     """Export MODEL (a model file or run folder; default: the shipped model) as ONNX."""
     require_torch()
     from numbre.errors import NumbreError
-    from numbre.export import export_onnx
+    from numbre.model.export import export_onnx
 
     if out is None:
         if model is None:

@@ -11,7 +11,7 @@ from numbre.cli.options import require_torch
 def models() -> None:
     """List the models: name, origin, parameters, multiply-accumulates, default recipe."""
     require_torch()
-    from numbre.models import count_macs, count_parameters, create_model, get_entry, list_models
+    from numbre.model.zoo import count_macs, count_parameters, create_model, get_entry, list_models
 
     rows = []
     for name in list_models():

@@ -89,14 +89,15 @@ def _explain_path(explain: Path, name: str, many: bool) -> Path:
                    "else a folder that gets <name>.explain.png per input.")
 def predict(inputs: tuple[str, ...], model: Path | None, as_json: bool, explain: Path | None) -> None:
     """Read each image in INPUTS (files, folders, globs, - for standard input) as one digit."""
-    from numbre.recognize import Recognizer
+    from numbre.reading.recognize import Recognizer
 
     recognizer = Recognizer.load(model)
     many = len(inputs) > 1 or any(Path(item).is_dir() or glob.has_magic(item) for item in inputs)
 
     def handle(name: str, source: bytes | Path) -> dict:
         if explain is not None:
-            from numbre.preprocess import save_stages_png, to_mnist
+            from numbre.insight.plots import save_stages_png
+            from numbre.reading.preprocess import to_mnist
 
             target = _explain_path(explain, name, many)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +118,7 @@ def predict(inputs: tuple[str, ...], model: Path | None, as_json: bool, explain:
 @json_option
 def read(inputs: tuple[str, ...], model: Path | None, as_json: bool) -> None:
     """Read each image in INPUTS as a written number: one line of digits, any count."""
-    from numbre.recognize import Recognizer
+    from numbre.reading.recognize import Recognizer
 
     recognizer = Recognizer.load(model)
 

@@ -30,9 +30,9 @@ def report(run_or_model: Path, out: Path | None, compare: tuple[Path, ...], robu
     per-class figures, mistakes, calibration, robustness curves and the layer table."""
     require_torch()
     from numbre.data import load_dataset
-    from numbre.report import ReportOptions, build_report
-    from numbre.report.figures import require_matplotlib
-    from numbre.report.run import load_run
+    from numbre.insight.report import ReportOptions, build_report
+    from numbre.insight.report.figures import require_matplotlib
+    from numbre.insight.report.run import load_run
 
     require_matplotlib()
     started = time.perf_counter()
@@ -56,7 +56,7 @@ def summary(model: str | None, as_json: bool) -> None:
     """Print MODEL's layers, output shapes and parameters as Keras' summary() does. MODEL is a model
     file, a run folder or a registered model name (see `numbre models`); default: the shipped model."""
     require_torch()
-    from numbre.summary import format_summary, load_for_summary, summarize
+    from numbre.model.summary import format_summary, load_for_summary, summarize
 
     network, title = load_for_summary(model)
     table = summarize(network, title)

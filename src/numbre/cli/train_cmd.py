@@ -51,12 +51,12 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     """Train a model, validate each epoch, evaluate on the test set and write a model file."""
     require_torch()
     from numbre.atomic import prepare_folder
-    from numbre.checkpoint import checkpoint_config, read_checkpoint
-    from numbre.config import TrainConfig
     from numbre.data import load_dataset
     from numbre.errors import TrainingError
-    from numbre.models import get_entry
-    from numbre.train import LAST, MODEL, RUN_FILES, Trainer, check_resumable, pick_device
+    from numbre.model.zoo import get_entry
+    from numbre.training.checkpoint import checkpoint_config, read_checkpoint
+    from numbre.training.config import TrainConfig
+    from numbre.training.loop import LAST, MODEL, RUN_FILES, Trainer, check_resumable, pick_device
 
     if resume:
         if out is None:

@@ -32,7 +32,7 @@ import numpy as np
 import pygame
 from PIL import Image
 
-from numbre.recognize import EMPTY, NOT_A_DIGIT, SEVERAL, Box, Prediction, Reading, Recognizer
+from numbre.reading.recognize import EMPTY, NOT_A_DIGIT, SEVERAL, Box, Prediction, Reading, Recognizer
 
 Point = tuple[float, float]  # pad pixels, x to the right, y down; pixel (0, 0) spans 0..1
 Colour = tuple[int, int, int]

@@ -22,8 +22,6 @@ so it works without a network, like the drawing page.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import os
@@ -38,19 +36,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from PIL import Image
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from numbre import __version__
 from numbre.errors import NumbreError
-from numbre.images import Picture, open_image
+from numbre.reading.images import Picture, open_image
 from numbre.web import schemas
 from numbre.web.limits import RETRY_AFTER, Admission, RequestLimits, ServeLimits, WorkPool
-from numbre.web.uploads import FIELD, UploadError, image_bytes
+from numbre.web.uploads import UPLOAD_BODY, UploadError, image_bytes, png_base64
 
 if TYPE_CHECKING:
-    from numbre.recognize import Recognizer
+    from numbre.reading.recognize import Recognizer
 
 DOCS_ASSETS = "/docs-assets"  # where Swagger UI's script, style and icon are served from
 STATIC = Path(__file__).parent / "static"
@@ -62,16 +59,6 @@ PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'
 
 IMAGE_QUERY = Query(description="1 adds `image`: the 28x28 input the network saw, as a base64 PNG.")
 
-# /docs lets people try the API: one upload field, or a raw image body.
-UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": [FIELD],
-                                       "properties": {FIELD: {"type": "string", "format": "binary"}}}},
-    "image/png": {"schema": {"type": "string", "format": "binary"}},
-    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-}}}
-
-
 def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None = None,
                limits: ServeLimits | None = None, cors_origins: Sequence[str] = ()) -> FastAPI:
     """The app around `recognizer`, or around the model at `model` (default: the shipped one).
@@ -82,7 +69,7 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
     only when their origin is in `cors_origins` ("*" for any); by default none may.
     """
     if recognizer is None:
-        from numbre.recognize import Recognizer
+        from numbre.reading.recognize import Recognizer
 
         recognizer = Recognizer.load(model)
     limits = limits or ServeLimits()
@@ -196,18 +183,6 @@ def warm_up(recognizer: Recognizer) -> float:
     started = time.perf_counter()
     recognizer.predict(canvas)
     return time.perf_counter() - started
-
-
-def png_base64(image: np.ndarray) -> str:
-    """A (28, 28) float image in [0, 1] as a base64 PNG: what the page shows as 'what the network saw'."""
-    return pixels_png_base64((np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
-
-
-def pixels_png_base64(pixels: np.ndarray) -> str:
-    """uint8 (H, W) grey or (H, W, 4) RGBA pixels as a base64 PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGBA" if pixels.ndim == 3 else "L").save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -4,13 +4,13 @@
     POST /api/contest/answer       {"id": 3, "guess": 7} -> the truth and the model's answer
     POST /api/saliency             an image, like /api/predict -> where the pixels mattered, as a heat map
 
-The contest set (`numbre.contest`) is read from `contest/` beside this module when the app is
+The contest set (`numbre.insight.contest`) is read from `contest/` beside this module when the app is
 built, and answered by the served model: when another model made the set, the served model's
 answers are computed then (a few dozen images, milliseconds), so the score is always against the
 model the page talks to. The score is kept by the page: the server holds no per-person state, and
 answering a digit twice gives the same answer.
 
-Saliency is `numbre.explain.occlusion_saliency` on the 28x28 image the network saw; this module
+Saliency is `numbre.insight.explain.occlusion_saliency` on the 28x28 image the network saw; this module
 only colours it for the page.
 """
 
@@ -28,18 +28,17 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from numbre.contest import ContestError, ContestSet, answered_by, load_contest_set
 from numbre.errors import NumbreError
-from numbre.explain import occlusion_saliency
-from numbre.images import MAX_PIXELS, open_image
-from numbre.recognize import EMPTY
+from numbre.insight.contest import ContestError, ContestSet, answered_by, load_contest_set
+from numbre.insight.explain import occlusion_saliency
+from numbre.reading.images import MAX_PIXELS, open_image
+from numbre.reading.recognize import EMPTY
 from numbre.web import schemas
-from numbre.web.app import UPLOAD_BODY, pixels_png_base64, png_base64
 from numbre.web.limits import WorkPool
-from numbre.web.uploads import image_bytes
+from numbre.web.uploads import UPLOAD_BODY, image_bytes, pixels_png_base64, png_base64
 
 if TYPE_CHECKING:
-    from numbre.recognize import Recognizer
+    from numbre.reading.recognize import Recognizer
 
 CONTEST_FOLDER = Path(__file__).parent / "contest_set"
 DEFAULT_COUNT = 10  # digits in one game on the page

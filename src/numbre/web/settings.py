@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from numbre.errors import NumbreError
-from numbre.image_limits import MAX_PIXELS
+from numbre.reading.limits import MAX_PIXELS
 
 ENVIRONMENT_PREFIX = "NUMBRE_SERVE_"
 

@@ -2,7 +2,7 @@
 
 The API takes an image as the multipart field `file` (an HTML form, `curl -F file=@digit.png`) or
 as the raw request body (`fetch(url, {body: blob})`). This module only finds the bytes and judges
-whether they can be an image at all; decoding them is `numbre.images`' job, so the API refuses
+whether they can be an image at all; decoding them is `numbre.reading.images`' job, so the API refuses
 exactly what the command line refuses.
 
 Headers are hints, not facts: `curl --data-binary @digit.png` labels a PNG as a form, and a file
@@ -17,8 +17,13 @@ as they arrive, so a lying or chunked request cannot make the server hold more t
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import AsyncIterator
+from typing import Any
 
+import numpy as np
+from PIL import Image
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
@@ -30,7 +35,7 @@ RAW_TYPES = ("application/octet-stream", "")  # besides image/*: what a raw imag
 HOW = (f"send an image (PNG, JPEG, GIF, BMP, TIFF or WebP) as the multipart field '{FIELD}' "
        "or as the request body")
 
-# The first bytes of every format numbre.images decodes (Pillow's common formats).
+# The first bytes of every format numbre.reading.images decodes (Pillow's common formats).
 IMAGE_SIGNATURES = (
     b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
     b"\x00\x00\x01\x00",  # ICO
@@ -146,3 +151,25 @@ async def _file_field(headers: Headers, body: bytes) -> tuple[bytes, str]:
         return await field.read(), media_type(field.content_type)
     finally:
         await form.close()
+
+
+# /docs lets people try the API: one upload field, or a raw image body.
+UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": [FIELD],
+                                       "properties": {FIELD: {"type": "string", "format": "binary"}}}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+}}}
+
+
+def png_base64(image: np.ndarray) -> str:
+    """A (28, 28) float image in [0, 1] as a base64 PNG: what the page shows as 'what the network saw'."""
+    return pixels_png_base64((np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
+
+
+def pixels_png_base64(pixels: np.ndarray) -> str:
+    """uint8 (H, W) grey or (H, W, 4) RGBA pixels as a base64 PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGBA" if pixels.ndim == 3 else "L").save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,63 @@
+"""Training configuration: one frozen, typed record, printed at start and saved with every output.
+
+A model's registry entry carries its default `Recipe`; command-line options
+override single fields. The resulting `TrainConfig` is written into every
+checkpoint and model file, so any result can be traced to how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from numbre.model.recipe import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, Recipe
+
+
+@dataclass(frozen=True)
+class TrainConfig(Recipe):
+    """Everything one training run depends on."""
+
+    model: str = "numbre"
+    seed: int = 0
+    patience: int | None = None  # epochs without validation improvement before stopping
+    device: str = "auto"
+    threads: int | None = None  # CPU threads; None uses every core
+    max_train: int | None = None  # train on the first N images only (tests, quick looks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def validate(self) -> None:
+        """Raise TrainingError for settings that cannot work, before any time is spent."""
+        from numbre.errors import TrainingError
+
+        checks = [
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (0.0 <= self.val_split < 1.0, f"--val-split must be in [0, 1), got {self.val_split}"),
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.augment_kind in AUGMENTATIONS,
+             f"augmentation must be one of {', '.join(AUGMENTATIONS)}"),
+            (0.0 <= self.negatives <= 1.0, f"negatives must be a share in [0, 1], got {self.negatives}"),
+            (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
+            (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}"),
+            (self.max_train is None or self.max_train >= 1,
+             f"--max-train must be at least 1, got {self.max_train}"),
+            (self.patience is None or self.val_split > 0,
+             "--patience needs a validation split (--val-split > 0) to watch"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TrainingError(message)
