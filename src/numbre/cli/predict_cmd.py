@@ -1,8 +1,15 @@
-"""`numbre predict` and `numbre read`: digits from image files, folders, globs or standard input.
+r"""`numbre predict` and `numbre read`: digits from image files, folders, globs or standard input.
 
 Each input is handled on its own: one that cannot be read gets an error line
 (on standard error, and as an object with "error" in --json mode) and the rest
 are still processed; the exit status is 1 when any input failed.
+
+File names are shown so that one result stays one line: in the tab-separated
+output a backslash, tab, newline, carriage return or other control character
+in a name is written as a backslash escape (\\, \t, \n, \r, \x1b), and in
+both outputs a byte of the name that is not UTF-8 is written as \xHH (the
+name's bytes, as Python's "backslashreplace" shows them), so --json is valid
+UTF-8 JSON whatever the file system holds.
 """
 
 from __future__ import annotations
@@ -25,11 +32,39 @@ model_option = click.option("--model", "-m", type=click.Path(path_type=Path), de
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 
 
+def shown_name(text: str) -> str:
+    """`text` (a file or class name) on one line of tab-separated output (see `escape_text`)."""
+    from numbre.model.file import escape_text  # numpy: not for commands that never read an image
+
+    return escape_text(text)
+
+
+def json_text(text: str) -> str:
+    """`text` as valid UTF-8 for JSON: bytes of a file name that are not UTF-8 (kept by os.fsdecode
+    as lone surrogates, which no UTF-8 JSON reader accepts) become the text \\xHH."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _standard_input() -> tuple[bytes | None, str | None]:
+    """Standard input's bytes, or an error: no more than the image limit plus one byte is read."""
+    from numbre.errors import ImageError
+    from numbre.reading.images import read_at_most
+    from numbre.reading.limits import MAX_BYTES
+
+    try:
+        return read_at_most(sys.stdin.buffer, MAX_BYTES, "standard input"), None
+    except ImageError as error:
+        return None, str(error)
+
+
 def expand_inputs(inputs: tuple[str, ...]) -> Iterator[tuple[str, bytes | Path | None, str | None]]:
     """(name, source, error) for every image the arguments name, in order; '-' is standard input."""
     for argument in inputs:
         if argument == "-":
-            yield "-", sys.stdin.buffer.read(), None
+            yield "-", *_standard_input()
             continue
         path = Path(argument)
         if path.is_dir():
@@ -64,11 +99,14 @@ def run_each(inputs: tuple[str, ...], as_json: bool, handle: Callable[[str, byte
         if error is not None:
             failed += 1
             if as_json:
-                click.echo(json.dumps({"file": name, "error": error}))
+                click.echo(json.dumps({"file": json_text(name), "error": json_text(error)}))
             named = error if name in error else f"{name}: {error}"  # image errors name their file
-            click.echo(f"numbre: error: {named}", err=True)
+            click.echo(f"numbre: error: {shown_name(named)}", err=True)
             continue
-        click.echo(json.dumps({"file": name, **result}) if as_json else show(name, result))
+        if as_json:  # allow_nan=False: a non-finite number is a bug to report, never bare NaN
+            click.echo(json.dumps({"file": json_text(name), **result}, allow_nan=False))
+        else:
+            click.echo(show(shown_name(name), result))
     if failed:
         sys.exit(1)
 
@@ -107,7 +145,9 @@ def predict(inputs: tuple[str, ...], model: Path | None, as_json: bool, explain:
     def show(name: str, result: dict) -> str:
         if result["digit"] is None:
             return f"{name}\t-\t{result['reason']}"
-        return f"{name}\t{result['digit']}\t{result['confidence']:.1%}"
+        # The class's name: "7" for a digit model, "Sandal" for one trained on Fashion-MNIST.
+        label = shown_name(recognizer.class_names[result["digit"]])
+        return f"{name}\t{label}\t{result['confidence']:.1%}"
 
     run_each(inputs, as_json, handle, show)
 

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
-from numbre.errors import NumbreError
+from numbre.data import Dataset
+from numbre.data.known import IDX_FILES, KNOWN_DATASETS, MNIST, DatasetSpec
+from numbre.errors import DataError, NumbreError
+from numbre.model.file import clip_text, escape_text
 from numbre.model.metrics import Metrics, compute_metrics
 from numbre.model.rejection import NOT_A_DIGIT
 
+SHOWN_NAME = 40  # characters of a class name the table shows
+
 
 def format_report(metrics: Metrics) -> str:
-    """A text report: headline figures, per-class table and the confusion matrix."""
-    names = metrics.class_names
+    """A text report: headline figures, per-class table and the confusion matrix.
+
+    Class names come from the model file, written by anyone: control characters
+    (an ANSI escape would recolour or rewrite the terminal) are shown as backslash
+    escapes and long names are cut, so the table stays a table.
+    """
+    names = [clip_text(escape_text(name), SHOWN_NAME) for name in metrics.class_names]
     width = max(7, *(len(name) for name in names))
     lines = [f"accuracy {metrics.accuracy:.2%}  loss {metrics.loss:.4f}  "
              f"({metrics.errors} errors in {metrics.count:,} images)", "",
@@ -39,6 +53,120 @@ def check_classes(names: list[str], path, dataset, *, advice: str = "evaluate it
     if len(data_class_names(names)) != dataset.num_classes:
         raise NumbreError(f"{path} knows {len(names)} classes but "
                           f"{dataset.name} has {dataset.num_classes}; {advice}")
+
+
+# Where system packages install a known dataset: Debian's dataset-fashion-mnist puts it here.
+SYSTEM_FOLDERS = {"Fashion-MNIST": (Path("/usr/share/datasets/fashion-mnist"),)}
+
+
+def spec_checksum(spec: DatasetSpec) -> str:
+    """The `Dataset.checksum` a known dataset has, from its file digests, without reading it."""
+    joined = "\n".join(f"{name} {spec.raw_sha256[name]}" for name in IDX_FILES)
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def recorded_data(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """What a model file says about its training data (name, checksum, where it was read), or None
+    for a file that does not say (made outside `numbre train`)."""
+    data = meta.get("data")
+    if isinstance(data, dict) and isinstance(data.get("checksum"), str):
+        return data
+    return None
+
+
+def _shown(text: object, limit: int = SHOWN_NAME) -> str:
+    """Text from a model file (written by anyone) as it may appear in a one-line message."""
+    return clip_text(escape_text(str(text)), limit)
+
+
+def _recorded_source(data: dict[str, Any]) -> Path | None:
+    source = data.get("source")
+    return Path(source) if isinstance(source, str) and source and Path(source).exists() else None
+
+
+def _where_to_find(data: dict[str, Any]) -> str:
+    """What to pass as --data for a model's own dataset, as a person would type it."""
+    source = data.get("source")
+    if isinstance(source, str) and Path(source).is_absolute():  # `numbre train --data` records it so
+        return f"--data {_shown(source, limit=1000)}"  # a path, cut only when absurdly long
+    spec = next((spec for spec in KNOWN_DATASETS if spec_checksum(spec) == data["checksum"]), None)
+    if spec is MNIST:
+        return "no --data at all (numbre reads MNIST from its cache, fetching it when missing)"
+    folders = SYSTEM_FOLDERS.get(spec.name, ()) if spec is not None else ()
+    if folders:
+        return f"--data {folders[0]}"
+    return f"--data FOLDER (the four IDX files of {_shown(data.get('name', 'its data'))})"
+
+
+def check_model_data(meta: dict[str, Any], path: Any, dataset: Dataset, *, given: str | None = None,
+                     other_data: bool = False) -> None:
+    """Refuse to score a model on data that is not what it learned: other classes always (the
+    figures would pair its answers with the wrong names), other images (a checksum that is not the
+    recorded one) unless `other_data` says that is the point."""
+    names = list(meta["class_names"])
+    check_classes(names, path, dataset)
+    recorded = recorded_data(meta)
+    trained_on = _shown(recorded.get("name", "its data")) if recorded else "its data"
+    own = data_class_names(names)
+    if own != list(dataset.class_names):
+        shown = ", ".join(map(_shown, own[:4])) + (", ..." if len(own) > 4 else "")
+        theirs = (", ".join(map(_shown, dataset.class_names[:4]))
+                  + (", ..." if dataset.num_classes > 4 else ""))
+        where = _where_to_find(recorded) if recorded else "--data with the data it was trained on"
+        raise NumbreError(f"{path} was trained on {trained_on}, whose classes are {shown}; {dataset.name} "
+                          f"has the classes {theirs}: evaluate it on its own data, {where}")
+    if recorded is None or recorded["checksum"] == dataset.checksum or other_data:
+        return
+    origin = f"--data {given}" if given is not None else dataset.source
+    recorded_checksum = _shown(recorded["checksum"][:12])
+    raise NumbreError(f"{path} was trained on {trained_on} (checksum {recorded_checksum}), not on "
+                      f"{dataset.name} from {origin} (checksum {dataset.checksum[:12]}); pass its own "
+                      f"data, {_where_to_find(recorded)}, or add --other-data to use data it was not "
+                      "trained on")
+
+
+def dataset_for_model(meta: dict[str, Any], path: Any, data: str | None, *, quiet: bool = False,
+                      other_data: bool = False) -> Dataset:
+    """The dataset to score a model on: `data` (--data) when given, checked against what the model
+    file records; else the model's own training data, found by its recorded checksum (MNIST from the
+    cache, a known dataset from the cache or a system folder, or the folder it was read from); MNIST
+    for a model file that records no data. A model whose data cannot be found is refused with the
+    --data to pass, never scored on MNIST under its own class names."""
+    from numbre.data.dataset import load_cached, load_dataset
+
+    if data is not None:
+        dataset = load_dataset(data, quiet=quiet)
+        check_model_data(meta, path, dataset, given=data, other_data=other_data)
+        return dataset
+    recorded = recorded_data(meta)
+    if recorded is None:
+        dataset = load_dataset(None, quiet=quiet)
+        check_model_data(meta, path, dataset)
+        return dataset
+    checksum = recorded["checksum"]
+    spec = next((spec for spec in KNOWN_DATASETS if spec_checksum(spec) == checksum), None)
+    if spec is MNIST:  # from the cache, fetched into it if missing, as with no model to go by
+        dataset = load_cached(MNIST, quiet)
+        check_model_data(meta, path, dataset)
+        return dataset
+    loaders = []
+    if spec is not None:
+        loaders.append(lambda: load_cached(spec, quiet, fetch_missing=False))
+        loaders += [lambda folder=folder: load_dataset(folder, quiet=quiet)
+                    for folder in SYSTEM_FOLDERS.get(spec.name, ()) if folder.is_dir()]
+    if (source := _recorded_source(recorded)) is not None:
+        loaders.append(lambda: load_dataset(source, quiet=quiet))
+    for load in loaders:
+        try:
+            dataset = load()
+        except DataError:
+            continue  # not there, or not readable: try the next place
+        if dataset.checksum == checksum:
+            check_model_data(meta, path, dataset)
+            return dataset
+    raise DataError(f"{path} was trained on {_shown(recorded.get('name', 'data'))} (checksum "
+                    f"{_shown(checksum[:12])}), "
+                    f"which numbre cannot find here; pass it with {_where_to_find(recorded)}")
 
 
 def evaluate_network(network, model_file, dataset) -> Metrics:

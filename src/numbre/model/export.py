@@ -4,7 +4,9 @@ The ONNX file carries the model file's metadata (architecture, classes, recipe,
 data checksum, test figures) under the metadata key "numbre", plus a SHA-256
 of its own weights so a changed file is refused like a changed model file.
 Every export is checked before it replaces `out`: ONNX Runtime must give the same
-logits as torch (an int8 export: the same answers), else nothing is written.
+logits as torch (an int8 export: the same answers), and no weight may hold NaN or
+infinity (the model file's loader refuses those already; quantisation must not
+make any), else nothing is written.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from numbre.atomic import atomic_save
 from numbre.errors import NumbreError
-from numbre.model.onnx_model import OnnxModel, seal_onnx
+from numbre.model.onnx_model import OnnxModel, check_finite, seal_onnx
 
 OPSET = 17
 MAX_LOGIT_DIFFERENCE = 1e-4  # float32 kernels differ in summation order, not in results
@@ -52,9 +54,10 @@ def export_onnx(model: Path | str | None, out: Path | str, *, check: bool = True
         proto = quantize_int8(proto, calibration)
         meta["quantized"] = f"int8, static, per channel, calibrated on {len(calibration):,} training images"
     proto.producer_name = "numbre"
+    out = Path(out)
+    check_finite(proto, f"{out} was not written")
     seal_onnx(proto, meta)  # the digests of metadata, graph and weights: nothing may change after this
     onnx.checker.check_model(proto)
-    out = Path(out)
     data = proto.SerializeToString()
 
     def write_checked(temp: Path) -> None:  # a failed check leaves `out` as it was

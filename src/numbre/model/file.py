@@ -11,8 +11,11 @@ not needed to read one.
 Model files come from strangers too (a download, a colleague's run folder), so
 every way a file can be wrong (truncated, bit-flipped, foreign, a header that
 declares sizes it does not hold, metadata of the wrong types) ends in a
-`ModelFileError` that names the file; tests/test_fuzz_modelfile.py feeds the
-loader ten thousand mutated files to hold it to that.
+`ModelFileError` that names the file; tests/model/test_fuzz_modelfile.py feeds the
+loader ten thousand mutated files to hold it to that. Digests prove a file
+unchanged, not sound: weights holding NaN or infinity (a run that diverged,
+or a file made to hurt) are refused when saved and when loaded, since such a
+model answers NaN for every image.
 """
 
 from __future__ import annotations
@@ -35,10 +38,62 @@ FORMAT_VERSION = 2  # 2 added the metadata digest; version 1 files (no such dige
 MAX_FILE_BYTES = 512 * 2**20  # numbre's largest model is a few MB
 MAX_CLASSES = 1_000  # class names a model may declare; MNIST-style datasets have 10
 META_DIGEST = "meta_sha256"  # required from format version 2; in version 1 files only weights are checked
-DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "numbre-default.safetensors"
+DEFAULT_MODEL = Path(__file__).parents[1] / "pretrained" / "numbre-default.safetensors"
+
+MAX_SHOWN = 200  # characters of a model's own text (a name, a class) an error message repeats
 
 # Pixels are divided by 255; images are white ink on black, as MNIST stores them.
 INPUT_SPEC = {"height": 28, "width": 28, "scale": 1 / 255, "ink": "light-on-dark"}
+
+
+def clip_text(text: object, limit: int = MAX_SHOWN) -> str:
+    """`text` as shown inside a message: at most `limit` characters, cut with an ellipsis.
+
+    A model file's metadata is the file author's text; a 10 MB architecture name
+    must not become a 10 MB error line.
+    """
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def escape_text(text: str) -> str:
+    """`text` (a class name from a model file, a file name) safe on one line of a terminal or of
+    tab-separated output: a backslash, tab, newline or carriage return becomes its backslash escape,
+    any other control character (an ANSI escape's ESC, DEL, C1 codes, line separators) \\xHH or
+    \\uHHHH, and a byte of a file name that is not UTF-8 (a lone surrogate from os.fsdecode) \\xHH.
+    Backslashes are doubled, so the text maps back to the original."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode keeps it
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000 or code in (0x2028, 0x2029):
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def first_non_finite(tensors: dict[str, np.ndarray]) -> str | None:
+    """The name of the first floating-point tensor (in name order) holding NaN or infinity; None if
+    every value is finite."""
+    for name in sorted(tensors):
+        array = np.asarray(tensors[name])
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            return name
+    return None
+
+
+def non_finite_message(name: str, where: str) -> str:
+    """What to say about a model whose tensor `name` holds NaN or infinity, found in `where`."""
+    return (f"{where}: weight tensor {clip_text(name, 60)!r} holds NaN or infinite values, so the model "
+            "would answer NaN for every image; retrain it (a lower learning rate, or resume from an "
+            "earlier checkpoint) or use another model")
 
 
 def weights_digest(tensors: dict[str, np.ndarray]) -> str:
@@ -82,9 +137,13 @@ def save_model_file(path: Path, tensors: dict[str, np.ndarray], meta: dict[str, 
     """Write tensors and metadata atomically; both digests are added to the metadata.
 
     A failed write (a full disk, a read-only folder) raises `NumbreError` and
-    leaves the previous file at `path` as it was (see `numbre.atomic`).
+    leaves the previous file at `path` as it was (see `numbre.atomic`). Weights
+    holding NaN or infinity are refused (`ModelFileError`) and nothing is written.
     """
     tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    poisoned = first_non_finite(tensors)
+    if poisoned is not None:
+        raise ModelFileError(non_finite_message(poisoned, f"{path} was not written"))
     meta = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION,
             "weights_sha256": weights_digest(tensors)}
     meta[META_DIGEST] = meta_digest(meta)
@@ -132,6 +191,9 @@ def load_model_file(path: Path | str | None = None) -> ModelFile:
     if weights_digest(tensors) != meta["weights_sha256"]:
         raise ModelFileError(f"{path} was modified after it was written: "
                              "its weights do not match the checksum it records")
+    poisoned = first_non_finite(tensors)
+    if poisoned is not None:
+        raise ModelFileError(non_finite_message(poisoned, f"{path} is refused"))
     return ModelFile(path, tensors, meta)
 
 

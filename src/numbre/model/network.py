@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from numbre.errors import ModelFileError
-from numbre.model.file import ModelFile, load_model_file
-from numbre.model.zoo import create_model
+from numbre.model.file import ModelFile, clip_text, load_model_file
+from numbre.model.zoo import create_model, list_models
 
 EVAL_BATCH = 500  # fits in L2 cache on small CPUs; larger batches were slower here
 
@@ -22,9 +22,16 @@ def state_to_numpy(module_or_state: nn.Module | dict[str, torch.Tensor]) -> dict
 
 
 def build_model(model_file: ModelFile) -> nn.Module:
-    """Instantiate the file's architecture and load its weights; a shape mismatch is a clear error."""
+    """Instantiate the file's architecture and load its weights; a shape mismatch is a clear error.
+
+    The architecture's name is the file's text, so messages repeat at most `clip_text` of it.
+    """
     from numbre.errors import NumbreError
 
+    if model_file.architecture not in list_models():
+        raise ModelFileError(f"{model_file.path}: unknown model {clip_text(model_file.architecture)!r}; "
+                             f"this numbre knows {', '.join(list_models())} (see `numbre models`): "
+                             "upgrade numbre or use another model")
     try:
         model = create_model(model_file.architecture, num_classes=len(model_file.class_names))
     except NumbreError as error:
@@ -33,9 +40,9 @@ def build_model(model_file: ModelFile) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        first = str(error).splitlines()[:3]
+        first = " ".join(str(error).splitlines()[:3])
         raise ModelFileError(f"{model_file.path} does not fit architecture "
-                             f"{model_file.architecture!r}: {' '.join(first)}") from None
+                             f"{model_file.architecture!r}: {clip_text(first, 400)}") from None
     return model.eval()
 
 

@@ -9,8 +9,9 @@ file with matching digests. So the graph must also be one numbre's exports
 make: operators from a fixed list (none whose output size comes from data,
 which ONNX Runtime would fold into a tensor of any size while loading), small
 windows and paddings, no external data (a path ONNX Runtime would read), no
-subgraphs or functions. Any failure is a ModelFileError that names the file
-and what is wrong.
+subgraphs or functions, and no weight or constant holding NaN or infinity
+(which would make every answer NaN). Any failure is a ModelFileError that
+names the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -27,11 +28,17 @@ from typing import Any
 import numpy as np
 
 from numbre.errors import ModelFileError
-from numbre.model.file import META_DIGEST, check_class_names, meta_digest
+from numbre.model.file import (
+    META_DIGEST,
+    check_class_names,
+    first_non_finite,
+    meta_digest,
+    non_finite_message,
+)
 
 META_KEY = "numbre"
 MAX_ONNX_BYTES = 256 * 2**20
-DEFAULT_ONNX = Path(__file__).parent / "pretrained" / "numbre-default.onnx"
+DEFAULT_ONNX = Path(__file__).parents[1] / "pretrained" / "numbre-default.onnx"
 
 # What torch's exporter writes for the registered models, what ONNX Runtime's int8 quantiser
 # turns it into, and a few plain layers a future model may add. Every one of them makes an
@@ -233,7 +240,25 @@ def verify_onnx(data: bytes, path: Path | str) -> dict[str, Any]:
     _check_structure(proto, meta, path)
     if initializer_digest(proto, path) != meta.get("onnx_weights_sha256"):
         raise ModelFileError(modified.format("weights"))
+    check_finite(proto, f"{path} is refused")
     return meta
+
+
+def check_finite(proto, where: str) -> None:
+    """Refuse a graph whose initializers or constants hold NaN or infinity, naming the first one."""
+    from onnx import AttributeProto
+
+    tensors = {tensor.name: tensor_array(tensor, where) for tensor in proto.graph.initializer}
+    for node in proto.graph.node:
+        for attribute in node.attribute:
+            if attribute.type in (AttributeProto.TENSOR, AttributeProto.TENSORS):
+                many = attribute.type == AttributeProto.TENSORS
+                for index, tensor in enumerate(attribute.tensors if many else (attribute.t,)):
+                    label = f"{node.name or node.op_type}.{attribute.name}[{index}]"
+                    tensors[label] = tensor_array(tensor, where)
+    poisoned = first_non_finite(tensors)
+    if poisoned is not None:
+        raise ModelFileError(non_finite_message(poisoned, where))
 
 
 def _parse_meta(text: str, path: Path | str) -> dict[str, Any]:

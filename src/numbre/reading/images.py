@@ -5,11 +5,14 @@ images through `load_image`, so every one of them accepts the same files and
 refuses the same ones with the same messages. Images come from strangers: a
 file may be huge, truncated, not an image at all, or a tiny PNG that claims to
 be a gigapixel (a decompression bomb). Sizes are checked from the file size and
-the header before any pixel is decoded, only raster formats are opened (never
+the header before any pixel is decoded (the pixel count, and the bytes decoding
+that format and mode will hold: a 1.5 kB WebP of 39 MP would take 600 MB; see
+`decoded_bytes`), files are read no further than the byte limit (a device or a
+pipe has no size to check first), only raster formats are opened (never
 Pillow's EPS reader, which runs Ghostscript), and every decoder failure becomes
 an `ImageError` that says what is wrong and what to do. The conversions to grey
 keep at most a few copies of the decoded size alive, so the largest accepted
-image (40 megapixels) costs a bounded few hundred MB (tests/test_hostile_images.py
+image (40 megapixels) costs a bounded few hundred MB (tests/reading/test_hostile_images.py
 measures each kind).
 
 The result is float32 (H, W) grey in [0, 1], in the image's own polarity:
@@ -23,12 +26,13 @@ import io
 import struct
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from numbre.errors import ImageError
-from numbre.reading.limits import MAX_BYTES, MAX_PIXELS
+from numbre.reading.limits import DECODED_BYTES_PER_PIXEL, MAX_BYTES, MAX_PIXELS
 
 try:  # libspng decodes a PNG to an array in about half of Pillow's time (see _decode_plain_png)
     import pyspng
@@ -50,6 +54,15 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "AVIF", "PPM")  #
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PLAIN_PNG = {0: "L", 2: "RGB", 6: "RGBA"}
 _PNG_EXTRAS = (b"tRNS", b"eXIf", b"acTL")
+
+# Bytes per pixel Pillow stores each mode in; modes not named here take 4 (RGB is stored as RGBX).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# 32-bit grey (I, F) and big-endian 16-bit images are scaled to [0, 1] whole (`_scale_to_unit` needs
+# their maximum): the decoded pixels and two float32 copies are alive at once, 12 bytes a pixel.
+_WHOLE_FLOAT_BYTES = 12
+# libwebp decodes into an RGBA canvas, keeps a second one (the previous frame, for animations), and
+# Pillow copies the frame out as bytes before making its image: four 4-byte copies of every pixel.
+_WEBP_BYTES = 16
 
 # ITU-R 601 luma, the weights Pillow's convert("L") uses, so arrays and files agree.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -305,6 +318,12 @@ def _background_behind(grey: np.ndarray, alpha: np.ndarray) -> float | None:
 
 
 def _read_file(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, at most `max_bytes` of them: more is refused without being read.
+
+    The size `stat` gives is only a first check: a device (/dev/zero, /dev/urandom), a pipe
+    or a file still growing reports 0 or less than it holds, so the read itself stops at one
+    byte past the limit (`read_at_most`).
+    """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -317,9 +336,20 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
         raise ImageError(f"{path} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
                          "crop or shrink the picture to the digits first")
     try:
-        return path.read_bytes()
+        with path.open("rb") as file:
+            return read_at_most(file, max_bytes, str(path))
     except OSError as error:
         raise ImageError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def read_at_most(stream: BinaryIO, max_bytes: int = MAX_BYTES, name: str = "the input") -> bytes:
+    """Everything `stream` holds (a file, a device, a pipe, standard input), if it is at most
+    `max_bytes`; else an `ImageError`, after reading no more than `max_bytes` + 1 bytes."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageError(f"{name} holds more than the {max_bytes / 1e6:.0f} MB limit (reading stopped "
+                         "there); give an image file of at most that size, cropped or shrunk to the digits")
+    return data
 
 
 def _what_it_looks_like(data: bytes) -> str:
@@ -344,6 +374,10 @@ def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Picture:
     plain = _decode_plain_png(data, name, max_pixels)
     if plain is not None:
         return plain
+    webp = _webp_size(data)
+    if webp is not None:  # Pillow starts libwebp's decoder, which sizes its canvases, on opening
+        _check_size(webp, max_pixels, name)
+        _check_decoded("WEBP", "RGBA", webp, max_pixels, name)
     with warnings.catch_warnings():
         # Pillow's notes on a damaged file ("Corrupt EXIF data") add nothing to the answer or refusal.
         warnings.simplefilter("ignore", UserWarning)
@@ -359,6 +393,7 @@ def _decode(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Picture:
             raise ImageError(f"{name} has an unreadable header ({error}); "
                              "re-save it as PNG or JPEG") from None
         _check_size(image.size, max_pixels, name)
+        _check_decoded(image.format, image.mode, image.size, max_pixels, name)
         try:
             image.seek(0)  # the first frame of an animation or a multi-page file
             image.load()
@@ -389,6 +424,7 @@ def _decode_plain_png(data: bytes, name: str, max_pixels: int) -> Pixels | None:
             or any(chunk in data for chunk in _PNG_EXTRAS):
         return None  # refusals, too, are Pillow's: one set of messages for every format
     _check_size((width, height), max_pixels, name)
+    _check_decoded("PNG", _PLAIN_PNG[colour], (width, height), max_pixels, name)
     try:
         pixels = pyspng.load(data, _PLAIN_PNG[colour])
     except Exception:  # truncated or corrupt: Pillow decodes what it can or says what is wrong
@@ -413,6 +449,52 @@ def _check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:
     if max(width, height) > MAX_ASPECT * min(width, height):
         raise ImageError(f"{name} is {width}x{height} pixels, over {MAX_ASPECT} times as long as it is "
                          "wide; digits in it would be too thin to find. Crop it to the digits first")
+
+
+def decoded_bytes(format: str | None, mode: str, size: tuple[int, int]) -> int:
+    """What decoding an image of this format, Pillow mode and size, and converting it to grey, hold
+    in memory at once, in bytes: known from the header, before any pixel is decoded.
+
+    Measured (peak RSS of `Recognizer.predict` above the loaded model): a 39 MP WebP 600 MB,
+    which this counts as 624 MB; a 39 MP float TIFF 453 MB, counted as 468 MB.
+    """
+    width, height = size
+    if format == "WEBP":
+        per_pixel = _WEBP_BYTES
+    elif mode.startswith(("I", "F")) and mode not in ("I;16", "I;16L"):
+        per_pixel = _WHOLE_FLOAT_BYTES
+    else:
+        per_pixel = _MODE_BYTES.get(mode, 4)
+    return width * height * per_pixel
+
+
+def _check_decoded(format: str | None, mode: str, size: tuple[int, int], max_pixels: int, name: str) -> None:
+    """Refuse an image whose decoding would hold more than DECODED_BYTES_PER_PIXEL bytes per allowed
+    pixel (160 MB at the default 40 MP), however few pixels it has."""
+    budget = max_pixels * DECODED_BYTES_PER_PIXEL
+    needed = decoded_bytes(format, mode, size)
+    if needed > budget:
+        width, height = size
+        raise ImageError(f"{name} is a {width}x{height} {format or 'image'} of mode {mode}, which would take "
+                         f"{needed / 1e6:.0f} MB to decode, over the {budget / 1e6:.0f} MB limit; refused "
+                         "before decoding. Crop or shrink it to the digits, or save it as 8-bit PNG or JPEG")
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas size a WebP file declares (lossy VP8, lossless VP8L or extended VP8X), or None
+    for anything else; read from the first 30 bytes, as libwebp reads it (RIFF container spec)."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
 
 
 def _sample(image: np.ndarray) -> np.ndarray:

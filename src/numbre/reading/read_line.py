@@ -165,9 +165,21 @@ def segment_scores(geometry: np.ndarray, log_p: np.ndarray, scoring: Scoring = S
             - scoring.cut_weight * cut)
 
 
+# What a candidate whose score is not a number (a model answering NaN) counts as: far below any
+# real score, so it is taken only where nothing else covers its slices and a path always exists.
+UNSCORED = -1e9
+
+
 def best_path(spans: np.ndarray, slices: int, scores: np.ndarray) -> list[int]:
     """The candidates, left to right, that cover slices 0..slices-1 once each with the highest total
-    score (Viterbi over cut positions)."""
+    score (Viterbi over cut positions); [] if no run of candidates covers them all.
+
+    The work is bounded by the input, whatever the scores: one pass over the candidates,
+    then at most `slices` steps back. A NaN score compares false with everything, which
+    once left a slice without a way back and the walk back running for ever; scores
+    that are not finite now count as UNSCORED.
+    """
+    scores = np.nan_to_num(np.asarray(scores, np.float64), nan=UNSCORED, posinf=-UNSCORED, neginf=UNSCORED)
     best = np.full(slices + 1, -np.inf)
     best[0] = 0.0
     back = np.full(slices + 1, -1)
@@ -176,12 +188,17 @@ def best_path(spans: np.ndarray, slices: int, scores: np.ndarray) -> list[int]:
         total = best[start] + scores[index]
         if total > best[end]:
             best[end], back[end] = total, index
-    path = []
+    path: list[int] = []
     end = slices
-    while end > 0:
-        path.append(int(back[end]))
-        end = int(spans[back[end], 0])
-    return path[::-1]
+    for _ in range(slices):  # every candidate covers at least one slice
+        if end <= 0:
+            break
+        index = int(back[end])
+        if index < 0 or not 0 <= spans[index, 0] < end:
+            return []  # no candidate ends here: the slices cannot all be covered
+        path.append(index)
+        end = int(spans[index, 0])
+    return path[::-1] if end == 0 else []
 
 
 def candidates(ink: np.ndarray) -> Candidates | None:

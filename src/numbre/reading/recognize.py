@@ -10,10 +10,15 @@ runs in ONNX Runtime, so nothing here needs torch. A prediction names a digit
 only when it should be trusted: a blank image is "empty", several digits
 given to `predict` are "several digits" (use `read`), and an image the model
 does not recognise as a digit is "not a digit" (see `numbre.model.rejection`).
+
+Every number handed out is finite: a model that answers NaN or infinity (its
+weights overflow; weights that hold NaN are refused when the file loads) raises
+`ModelFileError` for that image instead, so JSON never carries a bare NaN.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from numbre.errors import ModelFileError
+from numbre.model.file import clip_text
 from numbre.model.onnx_model import DEFAULT_ONNX, OnnxModel
 from numbre.model.rejection import NOT_A_DIGIT, Rejector
 from numbre.reading.images import ImageSource
@@ -53,8 +59,8 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `numbre predict --json` and `POST /api/predict`."""
-        result: dict[str, Any] = {"digit": self.digit, "confidence": round(self.confidence, 6),
-                                  "probabilities": [round(p, 6) for p in self.probabilities]}
+        result: dict[str, Any] = {"digit": self.digit, "confidence": _finite(self.confidence),
+                                  "probabilities": [_finite(p) for p in self.probabilities]}
         if self.reason is not None:
             result["reason"] = self.reason
         return result
@@ -72,7 +78,7 @@ class Reading:
         """The JSON shape shared by `numbre read --json` and `POST /api/read`."""
         digits = []
         for digit in self.digits:
-            entry: dict[str, Any] = {"digit": digit.digit, "confidence": round(digit.confidence, 6),
+            entry: dict[str, Any] = {"digit": digit.digit, "confidence": _finite(digit.confidence),
                                      "box": list(digit.box) if digit.box else None}
             if digit.reason is not None:
                 entry["reason"] = digit.reason
@@ -83,13 +89,22 @@ class Reading:
         return result
 
 
+def _finite(value: float) -> float:
+    """`value` rounded for JSON; NaN or infinity is refused, since JSON has no such numbers."""
+    if not math.isfinite(value):
+        raise ModelFileError(f"the model gave a probability of {value}; its weights are damaged: "
+                             "use another model, such as the shipped one")
+    return round(value, 6)
+
+
 class Recognizer:
     """A model plus the rules for trusting it; cheap to call, safe to share between threads."""
 
     def __init__(self, model: OnnxModel) -> None:
         names = model.class_names
         if not (len(names) == 10 or (len(names) == 11 and names[10] == NOT_A_DIGIT)):
-            raise ModelFileError(f"{model.path} tells {len(names)} classes apart ({', '.join(names[:4])}, "
+            shown = ", ".join(clip_text(name, 40) for name in names[:4])
+            raise ModelFileError(f"{model.path} tells {len(names)} classes apart ({shown}, "
                                  "...); reading images needs a model of ten classes (such as the digits "
                                  f"0-9), with or without {NOT_A_DIGIT!r}. Measure this one with numbre "
                                  "evaluate")
@@ -149,7 +164,7 @@ class Recognizer:
         found = ink_map(image)
         if found.empty:
             return Reading(None, (), EMPTY)
-        line = read_line(found.ink, self.model.logits, self.rejector)
+        line = read_line(found.ink, self._logits, self.rejector)
         if not line.boxes:
             return Reading(None, (), EMPTY)
         decided = self._decide(line.logits, line.images, [found.input_box(box) for box in line.boxes])
@@ -166,7 +181,19 @@ class Recognizer:
         """(N, 28, 28) prepared digits (and their boxes) -> predictions, calibrated, rejection applied."""
         if images is None or len(images) == 0:
             return []
-        return self._decide(self.model.logits(images), images, boxes)
+        return self._decide(self._logits(images), images, boxes)
+
+    def _logits(self, images: np.ndarray) -> np.ndarray:
+        """The model's logits for (N, 28, 28) images, all finite, or a `ModelFileError`.
+
+        Finite weights can still overflow to infinity (and NaN after the softmax);
+        nothing computed from such logits is an answer.
+        """
+        logits = self.model.logits(images)
+        if not np.isfinite(logits).all():
+            raise ModelFileError(f"{self.model.path} answered NaN or infinity for this image: its weights "
+                                 "overflow. Use another model, such as the shipped one")
+        return logits
 
     def _decide(self, logits: np.ndarray, images: np.ndarray,
                 boxes: Sequence[Box | None] | None = None) -> list[Prediction]:
