@@ -45,48 +45,86 @@ def _option(*names: str, **settings):
          help="POST requests a process takes at once (read, queued or running); more get 503 with "
               "Retry-After.")
 @_option("--timeout", default=DEFAULTS.timeout, type=click.FloatRange(0, min_open=True),
-         help="Seconds for a POST request from its headers to its answer; later ones get 408 (body still "
+         help="Seconds for a POST request from its first byte to its answer; later ones get 408 (body still "
               "arriving) or 504.")
+@_option("--header-timeout", default=DEFAULTS.header_timeout, type=click.FloatRange(0, min_open=True),
+         help="Seconds from a request's first byte to the end of its headers; slower ones get 408 and are "
+              "closed.")
+@_option("--idle-timeout", default=DEFAULTS.idle_timeout, type=click.FloatRange(0, min_open=True),
+         help="Seconds a connection may stay open sending nothing, new or between requests, before it is "
+              "closed.")
+@_option("--max-header-bytes", default=DEFAULTS.max_header_bytes, type=click.IntRange(1),
+         help="Largest request line and headers, in bytes; larger get 431.")
+@_option("--max-headers", default=DEFAULTS.max_headers, type=click.IntRange(1),
+         help="Most header lines in a request; more get 431.")
+@_option("--client-pending", default=DEFAULTS.client_pending, type=click.IntRange(1),
+         help="POST requests one client address may have in hand; more get 429 with Retry-After.")
+@_option("--client-body-bytes", default=DEFAULTS.client_body_bytes, type=click.IntRange(1),
+         help="Upload bytes one client address may have in hand; more get 429 with Retry-After.")
+@_option("--body-memory", default=DEFAULTS.body_memory, type=click.IntRange(1),
+         help="Upload bytes all requests in hand may hold together; more get 503 with Retry-After.")
 @_option("--graceful-timeout", default=30, type=click.IntRange(0),
          help="On SIGTERM, seconds to let requests in flight finish before closing them.")
-@_option("--max-connections", default=1000, type=click.IntRange(1),
-         help="Open connections a process keeps; past that new requests get a plain 503.")
+@_option("--max-connections", default=DEFAULTS.max_connections, type=click.IntRange(1),
+         help="Open connections a process keeps; past that the longest-idle one is closed to make room, and "
+              "when all have requests in hand new ones get 503 with Retry-After (health and readiness are "
+              "still answered).")
+@_option("--allowed-host", multiple=True, default=(), show_default=False,
+         help="A Host name the server answers to besides the --host address, localhost, 127.0.0.1 and ::1 "
+              "(repeat for several; * for any); others get 421, against DNS rebinding. With --host 0.0.0.0 "
+              "or :: and no --allowed-host, any.")
 @_option("--cors-origin", multiple=True, default=(), show_default=False,
          help="Let pages from this origin (https://example.org, or * for any) call the API from a "
               "browser; repeat for several. By default no other site may (CORS off).")
 @_option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 def serve(host: str, port: int, model: Path | None, workers: int, threads: int, max_bytes: int,
-          max_pixels: int, max_pending: int, timeout: float, graceful_timeout: int, max_connections: int,
+          max_pixels: int, max_pending: int, timeout: float, header_timeout: float, idle_timeout: float,
+          max_header_bytes: int, max_headers: int, client_pending: int, client_body_bytes: int,
+          body_memory: int, graceful_timeout: int, max_connections: int, allowed_host: tuple[str, ...],
           cors_origin: tuple[str, ...], access_log: bool) -> None:
     """Serve the drawing page at / and the API at /api (documented at /docs)."""
     import uvicorn
 
     from numbre.web.app import create_app
+    from numbre.web.connections import GuardedProtocol
+    from numbre.web.headers import allowed_hosts as hosts_to_answer
 
     for origin in cors_origin:
         check_origin(origin)
+    allowed_hosts = hosts_to_answer(host, tuple(name for value in allowed_host for name in value.split()))
     check_can_listen(host, port)
     limits = ServeLimits(max_bytes=max_bytes, max_pixels=max_pixels, threads=threads, max_pending=max_pending,
-                         timeout=timeout)
+                         timeout=timeout, header_timeout=header_timeout, idle_timeout=idle_timeout,
+                         max_connections=max_connections, max_header_bytes=max_header_bytes,
+                         max_headers=max_headers, client_pending=client_pending,
+                         client_body_bytes=client_body_bytes, body_memory=body_memory)
     # Built here even with several workers: a bad model fails now, cleanly, before any port is opened.
-    app = create_app(model=model, limits=limits, cors_origins=cors_origin)
+    app = create_app(model=model, limits=limits, cors_origins=cors_origin, allowed_hosts=allowed_hosts)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"numbre: serving {app.state.recognizer.meta.get('architecture', 'the model')} "
                f"on http://{shown}:{port}/ (API docs at /docs; Ctrl+C stops)", err=True)
     click.echo(f"numbre: {workers} process(es); {limits.describe()}; "
-               f"CORS {'for ' + ' '.join(cors_origin) if cors_origin else 'off'}", err=True)
+               f"CORS {'for ' + ' '.join(cors_origin) if cors_origin else 'off'}; "
+               f"answers to host {'any' if '*' in allowed_hosts else ' '.join(allowed_hosts)}", err=True)
     # uvicorn finishes the requests in flight, then raises the stop signal again so the default
     # action ends the process with it; a stop that was asked for is a clean exit, as service
     # managers expect, so the second delivery lands here instead.
     signal.signal(signal.SIGTERM, _stopped)
-    options = dict(host=host, port=port, access_log=access_log, log_level="info",
-                   timeout_graceful_shutdown=graceful_timeout, limit_concurrency=max_connections)
+    # The connection limit, the idle and header timeouts and the head limits are GuardedProtocol's
+    # (numbre.web.connections), not uvicorn's limit_concurrency, whose plain-text 503 counts idle
+    # connections; no `server: uvicorn` banner.
+    GuardedProtocol.limits = limits
+    options = dict(host=host, port=port, access_log=access_log, log_level="info", http=GuardedProtocol,
+                   timeout_graceful_shutdown=graceful_timeout, timeout_keep_alive=idle_timeout,
+                   server_header=False)
     if workers == 1:
         uvicorn.run(app, **options)
         return
     # Each worker process builds its own app from the environment: an app object cannot cross processes.
     os.environ.update(limits.environment(), NUMBRE_SERVE_MODEL=str(model) if model is not None else "",
-                      NUMBRE_SERVE_CORS_ORIGIN=" ".join(cors_origin))
+                      NUMBRE_SERVE_CORS_ORIGIN=" ".join(cors_origin),
+                      NUMBRE_SERVE_ALLOWED_HOST=" ".join(allowed_hosts))
+    options["http"] = "numbre.web.connections:GuardedProtocol"
     uvicorn.run("numbre.web.app:app_from_environment", factory=True, workers=workers, **options)
 
 

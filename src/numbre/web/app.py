@@ -43,7 +43,8 @@ from numbre import __version__
 from numbre.errors import NumbreError
 from numbre.reading.images import Picture, open_image
 from numbre.web import schemas
-from numbre.web.limits import RETRY_AFTER, Admission, RequestLimits, ServeLimits, WorkPool
+from numbre.web.headers import HostCheck
+from numbre.web.limits import Admission, RequestLimits, ServeLimits, WorkPool
 from numbre.web.uploads import UPLOAD_BODY, UploadError, image_bytes, png_base64
 
 if TYPE_CHECKING:
@@ -60,13 +61,16 @@ PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'
 IMAGE_QUERY = Query(description="1 adds `image`: the 28x28 input the network saw, as a base64 PNG.")
 
 def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None = None,
-               limits: ServeLimits | None = None, cors_origins: Sequence[str] = ()) -> FastAPI:
+               limits: ServeLimits | None = None, cors_origins: Sequence[str] = (),
+               allowed_hosts: Sequence[str] = ("*",)) -> FastAPI:
     """The app around `recognizer`, or around the model at `model` (default: the shipped one).
 
     The model is loaded and has read a warm-up drawing before this returns, so a bad model file
     fails before the server listens and the first request is not the slow one. `limits` (default:
     `ServeLimits()`) bounds what the process takes on. Browsers on other sites may call the API
-    only when their origin is in `cors_origins` ("*" for any); by default none may.
+    only when their origin is in `cors_origins` ("*" for any); by default none may. Requests
+    are answered only for the Host names in `allowed_hosts` ("*" for any; `numbre serve` gives
+    the names of the address it listens on), against DNS rebinding (`numbre.web.headers`).
     """
     if recognizer is None:
         from numbre.reading.recognize import Recognizer
@@ -75,7 +79,7 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
     limits = limits or ServeLimits()
     warmup_seconds = warm_up(recognizer)
     pool = WorkPool(limits.recognition_threads)
-    admission = Admission(limits)
+    admission = Admission(limits, pool)
     app = FastAPIOffline(title="numbre", version=__version__, redoc_url=None, static_url=DOCS_ASSETS,
                          description="Reads handwritten digits. Send an image as the multipart field `file` "
                                      "or as the raw request body. The drawing page is at [/](/).")
@@ -132,11 +136,13 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
 
     @app.get("/api/ready", response_model=schemas.ReadyOut, responses=schemas.NOT_READY, tags=["server"])
     async def ready() -> JSONResponse:
-        """The server takes work now: model loaded and warmed up, and not at its limit of requests in hand."""
+        """The server takes work now: model loaded and warmed up, not at its limit of requests in hand, and
+        its recognition threads not all held by work whose requests ran out of time."""
         if admission.full:
-            return _error(503, admission.busy_message(), {"Retry-After": RETRY_AFTER})
+            return _error(503, admission.busy_message(), {"Retry-After": admission.retry_after()})
         return JSONResponse({"status": "ready", "pending": admission.pending,
-                             "max_pending": limits.max_pending, "warmup_ms": round(warmup_seconds * 1000, 1)})
+                             "max_pending": limits.max_pending, "abandoned": pool.abandoned,
+                             "warmup_ms": round(warmup_seconds * 1000, 1)})
 
     @app.get("/api/model", response_model=schemas.ModelOut, tags=["server"])
     async def model_info() -> Response:
@@ -158,18 +164,21 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
     if cors_origins:  # outermost, so that refusals carry the CORS headers too and a browser can read them
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type"], max_age=600)
+    app.add_middleware(HostCheck, allowed=allowed_hosts)  # outermost: a foreign Host gets nothing else
     return app
 
 
 def app_from_environment() -> FastAPI:
-    """`create_app` configured by NUMBRE_SERVE_MODEL, NUMBRE_SERVE_CORS_ORIGIN (space-separated) and
-    the NUMBRE_SERVE_* limits (`ServeLimits.from_environment`).
+    """`create_app` configured by NUMBRE_SERVE_MODEL, NUMBRE_SERVE_CORS_ORIGIN and
+    NUMBRE_SERVE_ALLOWED_HOST (space-separated; any host when unset) and the NUMBRE_SERVE_* limits
+    (`ServeLimits.from_environment`).
 
     Each uvicorn worker process builds its own app from these (`numbre serve --workers N` sets them).
     """
     return create_app(model=os.environ.get("NUMBRE_SERVE_MODEL") or None,
                       limits=ServeLimits.from_environment(),
-                      cors_origins=os.environ.get("NUMBRE_SERVE_CORS_ORIGIN", "").split())
+                      cors_origins=os.environ.get("NUMBRE_SERVE_CORS_ORIGIN", "").split(),
+                      allowed_hosts=os.environ.get("NUMBRE_SERVE_ALLOWED_HOST", "").split() or ("*",))
 
 
 def warm_up(recognizer: Recognizer) -> float:

@@ -62,6 +62,8 @@ class ReadyOut(BaseModel):
     status: Literal["ready"]
     pending: int = Field(description="POST requests this process has in hand now.")
     max_pending: int = Field(description="The most it takes at once; beyond that it answers 503.")
+    abandoned: int = Field(description="Recognitions still running for requests that ran out of time; when "
+                                       "they hold every recognition thread the server is not ready.")
     warmup_ms: float = Field(description="How long the model took to read its warm-up drawing at start.")
 
 
@@ -81,11 +83,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "The bytes do not decode as an image, the image is a "
                                             "decompression bomb or over the pixel limit, or the form has "
                                             "no field `file`."},
-    503: {"model": ErrorOut, "description": "The server has as many requests in hand as it takes at once; "
-                                            "retry after the `Retry-After` header's seconds."},
+    429: {"model": ErrorOut, "description": "This client has as many requests or upload bytes in hand as one "
+                                            "client may; retry after the `Retry-After` header's seconds."},
+    503: {"model": ErrorOut, "description": "The server has as many requests or upload bytes in hand as it "
+                                            "takes at once; retry after the `Retry-After` header's seconds."},
     504: {"model": ErrorOut, "description": "The answer took longer than the time limit."},
 }
 
 NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorOut, "description": "The server has as many requests in hand as it takes at once."},
+    503: {"model": ErrorOut, "description": "The server has as many requests in hand as it takes at once, or "
+                                            "all its recognition threads are held by work that ran out of "
+                                            "time; retry after the `Retry-After` header's seconds."},
 }

@@ -26,16 +26,26 @@ class ServeLimits:
     max_pixels: int = MAX_PIXELS  # 40 MP: the largest common camera; decoded, 120 MB of RGB
     threads: int = 0  # recognitions at once; 0: one per core
     max_pending: int = 256  # POST requests in the process at once; 256 x ~2 ms is half a second of queue
-    timeout: float = 10.0  # seconds for a POST request, from its headers to its answer
+    timeout: float = 10.0  # seconds for a POST request, from its first byte to its answer
+    header_timeout: float = 5.0  # seconds from a request's first byte to the end of its headers (slowloris)
+    idle_timeout: float = 5.0  # seconds a connection may stay open sending nothing (new, or between requests)
+    max_connections: int = 1000  # open connections; past it the longest-idle one is closed to make room
+    max_header_bytes: int = 32_768  # request line and headers together; more gets 431 (nginx: 4 x 8 kB)
+    max_headers: int = 100  # header lines a request may have; more gets 431 (Python's http.client: 100)
+    client_pending: int = 16  # POST requests one client address may have in hand; more gets 429
+    client_body_bytes: int = 32_000_000  # upload bytes one client address may have in hand; more gets 429
+    body_memory: int = 256_000_000  # upload bytes all clients together may have in hand; more gets 503
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_pixels", "max_pending"):
+        for name in ("max_bytes", "max_pixels", "max_pending", "max_connections", "max_header_bytes",
+                     "max_headers", "client_pending", "client_body_bytes", "body_memory"):
             if getattr(self, name) < 1:
                 raise NumbreError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.threads < 0:
             raise NumbreError(f"threads must be 0 (one per core) or more, not {self.threads}")
-        if not self.timeout > 0:
-            raise NumbreError(f"timeout must be more than 0 seconds, not {self.timeout}")
+        for name in ("timeout", "header_timeout", "idle_timeout"):
+            if not getattr(self, name) > 0:
+                raise NumbreError(f"{name} must be more than 0 seconds, not {getattr(self, name)}")
 
     @property
     def recognition_threads(self) -> int:
@@ -58,7 +68,7 @@ class ServeLimits:
             text = environment.get(name, "").strip()
             if not text:
                 continue
-            kind = float if item.name == "timeout" else int
+            kind = float if item.name.endswith("timeout") else int
             try:
                 values[item.name] = kind(text)
             except ValueError:
@@ -70,4 +80,6 @@ class ServeLimits:
         """One line for the server's start-up message."""
         return (f"limits: {self.max_bytes:,} bytes and {self.max_pixels / 1e6:g} megapixels an image, "
                 f"{self.recognition_threads} recognition thread(s), {self.max_pending} requests at once, "
-                f"{self.timeout:g} s a request")
+                f"{self.timeout:g} s a request from its first byte "
+                f"({self.header_timeout:g} s for its headers), "
+                f"{self.max_connections} connections, idle ones closed after {self.idle_timeout:g} s")
