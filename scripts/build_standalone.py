@@ -11,9 +11,10 @@ keeps "copy one file" true.
 
 The build runs in the current environment, which may hold torch (a development install does): torch,
 matplotlib and the test tools are excluded by name, so the file stays the size of a reading install.
-`numbre train`, `numbre export` and `numbre evaluate` are in it but say torch is missing.
+`numbre train`, `numbre export` and `numbre evaluate` of a model file are in it but say that they need the
+Python package (sys.frozen tells numbre.cli.options.require_torch it runs as this one file).
 The options live here rather than in a .spec file so that each one sits next to its reason, and so the
-smoke test (tests/test_standalone.py) builds with exactly what the README tells people to run.
+smoke test (tests/project/test_standalone.py) builds with exactly what the README tells people to run.
 """
 
 from __future__ import annotations

@@ -12,14 +12,30 @@ data_option = click.option(
          "x_train/y_train/x_test/y_test. Default: MNIST from the cache, fetched if missing.",
 )
 
+other_data_option = click.option(
+    "--other-data", is_flag=True,
+    help="Use --data although it is not the data the model file records it was trained on "
+         "(the class names must still be the model's).",
+)
+
 
 def require_torch() -> None:
-    """Fail with an install hint when the training extra is missing."""
+    """Fail with an install hint when the training extra is missing.
+
+    The one-file program (scripts/build_standalone.py, PyInstaller sets sys.frozen) leaves torch out
+    and has no pip to install it into: its users are told to use the Python package instead.
+    """
+    import sys
+
     from numbre.errors import NumbreError
 
     try:
         import torch  # noqa: F401
     except ImportError:
+        if getattr(sys, "frozen", False):
+            raise NumbreError("this command needs PyTorch, which the one-file numbre program leaves out: "
+                              "run it from the Python package, installed into a Python environment "
+                              "with pip install 'numbre[train]'") from None
         raise NumbreError("this command needs PyTorch: pip install 'numbre[train]'") from None
 
 

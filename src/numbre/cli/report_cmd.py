@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from numbre.cli.options import data_option, require_torch
+from numbre.cli.options import data_option, other_data_option, require_torch
 
 
 @click.command()
-@click.argument("run_or_model", type=click.Path(path_type=Path))
+@click.argument("run_or_model", required=False, type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Folder for report.html and its PNGs (default: RUN/report, or report-<name> in the "
                    "working folder for a model file).")
@@ -22,14 +22,16 @@ from numbre.cli.options import data_option, require_torch
 @click.option("--robustness-images", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Test images (the first N) the robustness curves are measured on.")
 @data_option
+@other_data_option
 @click.option("--quiet", "-q", is_flag=True, help="No data-loading messages.")
-def report(run_or_model: Path, out: Path | None, compare: tuple[Path, ...], robustness_images: int,
-           data: str | None, quiet: bool) -> None:
+def report(run_or_model: Path | None, out: Path | None, compare: tuple[Path, ...], robustness_images: int,
+           data: str | None, other_data: bool, quiet: bool) -> None:
     """Write one self-contained HTML report (and its PNGs) on RUN_OR_MODEL, a run folder from
-    `numbre train --out DIR` or a model file: sample images, training curves, confusion matrix,
-    per-class figures, mistakes, calibration, robustness curves and the layer table."""
+    `numbre train --out DIR` or a model file (default: the shipped model): sample images, training
+    curves, confusion matrix, per-class figures, mistakes, calibration, robustness curves and the layer
+    table, on the test set of the data the model was trained on unless --data names it."""
     require_torch()
-    from numbre.data import load_dataset
+    from numbre.insight.evaluate import dataset_for_model
     from numbre.insight.report import ReportOptions, build_report
     from numbre.insight.report.figures import require_matplotlib
     from numbre.insight.report.run import load_run
@@ -42,7 +44,8 @@ def report(run_or_model: Path, out: Path | None, compare: tuple[Path, ...], robu
         from numbre.atomic import prepare_folder
 
         prepare_folder(out, "--out")
-    dataset = load_dataset(data, quiet=quiet)
+    model_file = source.model_file
+    dataset = dataset_for_model(model_file.meta, model_file.path, data, quiet=quiet, other_data=other_data)
     built = build_report(source, dataset, out, compare=others,
                          options=ReportOptions(robustness_images=robustness_images))
     click.echo(f"wrote {built.html_path} and {len(built.png_paths)} PNGs beside it "

@@ -14,6 +14,25 @@ from click.core import ParameterSource
 from numbre.cli.options import data_option, require_torch
 
 RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
+# The options that set a training setting, in the order the start of a run names those given.
+SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "val_split", "augment", "patience", "seed",
+            "device", "threads", "max_train")
+
+
+def chosen_settings(ctx: click.Context, config) -> str:
+    """The settings given on the command line or in the environment, as options: what the person
+    chose, in a line (config.json holds all of them)."""
+    parts = []
+    for name in SETTINGS:
+        if ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
+            continue
+        value = getattr(config, name)
+        if name == "augment":
+            parts.append("--augment" if value else "--no-augment")
+        else:
+            parts.append(f"--{name.replace('_', '-')} {value:g}" if isinstance(value, float)
+                         else f"--{name.replace('_', '-')} {value}")
+    return " ".join(parts)
 
 
 @click.command()
@@ -40,7 +59,9 @@ RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
 @click.option("--overwrite", is_flag=True, help="Start afresh in --out even if it holds a run.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1 or mps.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads (default: the cores this process may use, after CPU affinity and any "
+                   "container CPU limit).")
 @click.option("--max-train", type=click.IntRange(min=1), default=None,
               help="Train on the first N training images only (default: all).")
 @data_option
@@ -49,6 +70,9 @@ RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
 def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwrite: bool,
           data: str | None, quiet: bool, **overrides) -> None:
     """Train a model, validate each epoch, evaluate on the test set and write a model file."""
+    from numbre.training.threads import prefer_passive_waiting
+
+    prefer_passive_waiting()  # before torch loads: its threads then sleep, not spin, while they wait
     require_torch()
     from numbre.atomic import prepare_folder
     from numbre.data import load_dataset
@@ -56,7 +80,15 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     from numbre.model.zoo import get_entry
     from numbre.training.checkpoint import checkpoint_config, read_checkpoint
     from numbre.training.config import TrainConfig
-    from numbre.training.loop import LAST, MODEL, RUN_FILES, Trainer, check_resumable, pick_device
+    from numbre.training.loop import (
+        LAST,
+        MODEL,
+        RUN_FILES,
+        Trainer,
+        check_resumable,
+        finished_epochs,
+        pick_device,
+    )
 
     if resume:
         if out is None:
@@ -72,6 +104,12 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
         checkpoint = read_checkpoint(out / LAST)  # read once here, before the data loads
         config = TrainConfig.from_dict({**checkpoint_config(checkpoint), **given})
         check_resumable(checkpoint, config)
+        if (epochs := finished_epochs(checkpoint, out)) is not None:
+            stopped = "stopped early after " if epochs < config.epochs else ""
+            click.echo(f"{out} is already complete ({stopped}{epochs} of {config.epochs} epochs); "
+                       "nothing to resume")
+            _print_next_steps(out, data)
+            return
     else:
         recipe = dataclasses.asdict(get_entry(model).recipe)
         recipe.update({key: value for key, value in overrides.items() if value is not None})
@@ -89,10 +127,20 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     prepare_folder(out, "--out")  # before the data loads: a folder that cannot be made is known at once
     started = time.perf_counter()
     dataset = load_dataset(data, quiet=quiet)
+    if data is not None:  # recorded in the model file: evaluate and report find the data there
+        dataset = dataclasses.replace(dataset, source=str(Path(data).expanduser().resolve()))
     if not quiet:
         click.echo(f"data: {dataset.name} ({len(dataset.x_train):,} train / {len(dataset.x_test):,} "
                    f"test) from {dataset.source}", err=True)
-        click.echo(f"config: {config.to_json()}", err=True)
+        entry = get_entry(config.model)
+        if resume:
+            click.echo(f"resuming {out} with its own settings: {config.model} ({entry.origin}), "
+                       f"every setting in {out / 'config.json'}", err=True)
+        else:
+            chosen = chosen_settings(ctx, config)
+            click.echo(f"model: {config.model} ({entry.origin}), recipe: {entry.recipe.describe()}", err=True)
+            click.echo(f"your settings: {chosen or 'none, the recipe as it is'} "
+                       f"(every setting: {out / 'config.json'})", err=True)
     command = shlex.join(["numbre", *sys.argv[1:]])
     trainer = Trainer(config, dataset, out, command=command, progress=not quiet)
     if not quiet:
@@ -104,7 +152,21 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     click.echo(f"test accuracy {result.test.accuracy:.2%}  loss {result.test.loss:.4f}  "
                f"({result.test.errors} errors in {result.test.count:,}){stopped}")
     click.echo(f"training {result.train_seconds:.1f} s, whole command {total:.1f} s")
+    if len(trainer.x_val):
+        click.echo(f"not a digit: fitted on {len(trainer.x_val):,} validation images; `numbre predict` "
+                   "says it for images the model does not recognise as one of its classes")
+    else:
+        click.echo("not a digit: never answered by this model: the run had no validation split to fit "
+                   "the rejection on; train with --val-split 0.1 for a model that says it")
+    _print_next_steps(out, data)
+
+
+def _print_next_steps(out: Path, data: str | None) -> None:
+    """Where the model is and the commands that use it, with the run's own --data."""
+    from numbre.training.loop import MODEL
+
+    with_data = f" --data {shlex.quote(data)}" if data is not None else ""
     click.echo(f"model file: {out / MODEL}")
-    click.echo(f"evaluate it: numbre evaluate {out / MODEL}")
-    click.echo(f"use it:      numbre predict IMAGE --model {out / MODEL}   "
+    click.echo(f"evaluate it: numbre evaluate {shlex.quote(str(out))}{with_data}")
+    click.echo(f"use it:      numbre predict IMAGE --model {shlex.quote(str(out / MODEL))}   "
                f"(or Recognizer.load({str(out / MODEL)!r}) in Python)")

@@ -3,7 +3,9 @@
 Learners coming from the Keras tutorials read models through that table, so numbre shows its
 models the same way. Output shapes are measured, not inferred: forward hooks record what each
 layer returns for one dummy 1x1x28x28 image, so the table is right for any registered model.
-Shapes are PyTorch's (None, channels, height, width); Keras writes channels last.
+PyTorch computes image shapes as (None, channels, height, width); the printed table writes them
+channels last, (None, height, width, channels), as Keras does, so a tutorial's table and numbre's
+can be read side by side. `ModelSummary` and the JSON keep PyTorch's order and say so.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class ModelSummary:
         return self.total - self.trainable
 
     def to_dict(self) -> dict:
-        return {"title": self.title, "total": self.total, "trainable": self.trainable,
+        return {"title": self.title, "shape_order": "channels first (None, C, H, W), as PyTorch computes",
+                "total": self.total, "trainable": self.trainable,
                 "non_trainable": self.non_trainable, "buffers": self.buffers,
                 "layers": [{"name": row.name, "type": row.kind, "output_shape": list(row.output_shape),
                             "parameters": row.parameters} for row in self.rows]}
@@ -100,12 +103,20 @@ def format_shape(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("None" if size is None else str(size) for size in shape) + ")"
 
 
+def channels_last(shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    """(None, C, H, W) -> (None, H, W, C), Keras' order; other shapes (None, features) stay as they are."""
+    if len(shape) == 4:
+        return (shape[0], shape[2], shape[3], shape[1])
+    return shape
+
+
 def format_summary(summary: ModelSummary) -> str:
-    """The table as text, laid out like Keras' `model.summary()`."""
-    cells = [(f"{row.name} ({row.kind})", format_shape(row.output_shape), f"{row.parameters:,}")
-             for row in summary.rows]
-    header = ("Layer (type)", "Output Shape", "Param #")
-    widths = [max(minimum, *(len(cell[i]) + 2 for cell in cells)) if cells else minimum
+    """The table as text, laid out like Keras' `model.summary()`, image shapes channels last as Keras
+    prints them (the header says so)."""
+    cells = [(f"{row.name} ({row.kind})", format_shape(channels_last(row.output_shape)),
+              f"{row.parameters:,}") for row in summary.rows]
+    header = ("Layer (type)", "Output Shape (N, H, W, C)", "Param #")
+    widths = [max(minimum, len(header[i]) + 2, *(len(cell[i]) + 2 for cell in cells))
               for i, minimum in enumerate((29, 26, 10))]
     width = sum(widths) + 1
 

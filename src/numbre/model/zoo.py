@@ -22,7 +22,7 @@ from numbre.model.recipe import Recipe
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    origin: str
+    origin: str  # which tutorial model it is, for the classic ones: readers know them by that
     recipe: Recipe
     factory: Callable[..., nn.Module]
     summary: str
@@ -129,7 +129,7 @@ class KerasDropout(nn.Dropout):
 
 
 @register_model(
-    "seed-cnn-a", "Keras tutorial CNN A",
+    "seed-cnn-a", "Keras tutorial CNN with a pygame drawing window",
     Recipe(epochs=5, batch_size=32, val_split=0.25, adam_eps=1e-7, keras_adam=True),
     "Conv32 3x3, pool, Conv64 3x3, pool, dropout 0.25, dense 10",
 )
@@ -143,7 +143,7 @@ def seed_cnn_a(num_classes: int = 10) -> nn.Module:
 
 
 @register_model(
-    "numbre-mlp", "NUMBRE article MLP",
+    "numbre-mlp", "NUMBRE article MLP, dense 25-256-300",
     Recipe(epochs=20, batch_size=128, adam_eps=1e-7, keras_adam=True),
     "Dense 25, 256, 300, 10",
 )
@@ -158,7 +158,7 @@ def numbre_mlp(num_classes: int = 10) -> nn.Module:
 
 
 @register_model(
-    "mlp-3-hidden", "Keras tutorial MLP",
+    "mlp-3-hidden", "Keras tutorial MLP, dense 128-256-512",
     Recipe(epochs=10, batch_size=32, adam_eps=1e-7, keras_adam=True),
     "Dense 128, 256, 512, 10",
 )
@@ -173,7 +173,7 @@ def mlp_3_hidden(num_classes: int = 10) -> nn.Module:
 
 
 @register_model(
-    "seed-cnn-b", "Keras tutorial CNN B",
+    "seed-cnn-b", "Keras tutorial CNN, 30 5x5 filters",
     Recipe(epochs=10, batch_size=200, adam_eps=1e-7, keras_adam=True),
     "Conv30 5x5, pool, dropout 0.2, dense 128, 10",
 )
@@ -225,7 +225,7 @@ FAST_SGD = dict(optimizer="sgd", lr=0.1, schedule="onecycle", warmup_start=0.0,
 
 
 @register_model(
-    "numbre-fast", "numbre",
+    "numbre-fast", "numbre's fastest",
     Recipe(epochs=2, batch_size=128, warmup_fraction=0.15, **FAST_SGD),
     "unshuffle 2, Conv16, Conv32 pool, Conv64 pool, dense 10",
 )
@@ -234,7 +234,7 @@ def numbre_fast(num_classes: int = 10) -> nn.Module:
 
 
 @register_model(
-    "numbre", "numbre (default)",
+    "numbre", "numbre's default",
     Recipe(epochs=5, batch_size=128, warmup_fraction=0.15, label_smoothing=0.1, augment=True,
            augment_kind="shift", **FAST_SGD),
     "unshuffle 2, Conv32, Conv64 pool, Conv64, Conv128 pool, dense 10",
@@ -244,7 +244,7 @@ def numbre_default(num_classes: int = 10) -> nn.Module:
 
 
 @register_model(
-    "numbre-best", "numbre (best)",
+    "numbre-best", "numbre's most accurate",
     Recipe(epochs=15, batch_size=128, warmup_fraction=0.1, label_smoothing=0.1, augment=True,
            augment_kind="affine", clean_last_epoch=True, **FAST_SGD),
     "unshuffle 2, Conv48, Conv96 pool, Conv96, Conv192 pool, dense 10",
@@ -254,7 +254,7 @@ def numbre_best(num_classes: int = 10) -> nn.Module:
 
 
 @register_model(
-    "numbre-robust", "numbre (shipped)",
+    "numbre-robust", "numbre's shipped model",
     Recipe(epochs=30, batch_size=128, warmup_fraction=0.1, label_smoothing=0.1, val_split=1 / 12,
            augment=True, augment_kind="drawn", negatives=0.1, **FAST_SGD),
     "unshuffle 2, Conv24, Conv48 pool, Conv96 pool, dense 10 + not a digit",

@@ -6,7 +6,7 @@ loop position (epoch, step, running sums, history) as JSON metadata, so
 
 A checkpoint is written atomically (`numbre.atomic`): a run killed while
 writing one, or stopped by a full disk, leaves the previous checkpoint whole
-(tests/test_kill_resume.py kills `numbre train` at such moments). Weights that
+(tests/training/test_kill_resume.py kills `numbre train` at such moments). Weights that
 have become NaN or infinite are never written over a good checkpoint.
 """
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from numbre import __version__
 from numbre.atomic import atomic_write, prepare_folder
 from numbre.data import Dataset
+from numbre.data.known import DIGITS
 from numbre.errors import TrainingError
 from numbre.model.file import INPUT_SPEC, ModelFile, save_model_file
 from numbre.model.metrics import Metrics, compute_metrics
@@ -41,14 +42,19 @@ from numbre.training.checkpoint import (
 )
 from numbre.training.config import TrainConfig
 from numbre.training.negatives import add_negatives
+from numbre.training.threads import training_threads
 
 LAST = "last.ckpt.safetensors"
 BEST = "best.safetensors"
 MODEL = "model.safetensors"
 # What a run writes, and `numbre export`'s default export of its model: --overwrite removes them all,
 # so that nothing of the old run (an export of its weights least of all) outlives it.
-RUN_FILES = (LAST, BEST, MODEL, "config.json", "history.json", "history.csv", "metrics.json", "model.onnx")
+RUN_FILES = (LAST, BEST, MODEL, "config.json", "history.json", "history.csv", "metrics.json", "model.onnx",
+             "confusion.png")
+METRICS = "metrics.json"  # the last output a run writes: when it is there, the run has finished
 AUGMENTATIONS = {"shift": random_shift, "affine": random_affine, "drawn": random_drawn}
+# Most synthesised digits a run makes (once, before training): batches draw from this pool.
+SYNTHETIC_POOL = 60_000
 
 
 def pick_device(name: str) -> torch.device:
@@ -85,6 +91,25 @@ def check_resumable(checkpoint: ModelFile, config: TrainConfig) -> None:
         raise TrainingError(f"--resume: {path} was made with different settings "
                             f"({'; '.join(changed)}); resume with the same options, or with none: "
                             "--resume alone continues with the run's own settings")
+
+
+def patience_spent(position: dict[str, Any], config: TrainConfig) -> bool:
+    """Whether early stopping ended the run at this position (`patience` epochs without progress)."""
+    return config.patience is not None and position.get("bad_epochs", 0) >= config.patience
+
+
+def finished_epochs(checkpoint: ModelFile, out_dir: Path) -> int | None:
+    """The epochs a run in `out_dir` trained when it has finished (every epoch done, or stopped early,
+    and every output written), so that --resume has nothing left to do; None when it has not."""
+    position = checkpoint.meta.get("position")
+    if not isinstance(position, dict):
+        return None
+    config = TrainConfig.from_dict(checkpoint_config(checkpoint))
+    epoch = position.get("epoch", 0)
+    done = position.get("step", 0) == 0 and (epoch >= config.epochs or patience_spent(position, config))
+    if done and (out_dir / MODEL).is_file() and (out_dir / METRICS).is_file():
+        return epoch
+    return None
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -169,8 +194,8 @@ class Trainer:
         config.validate()
         self.config, self.dataset, self.out_dir = config, dataset, out_dir
         self.command, self.progress = command, progress
-        if config.threads:
-            torch.set_num_threads(config.threads)
+        # --threads, else the cores this process may use (affinity, cgroup quota), not the machine's.
+        torch.set_num_threads(training_threads(config.threads))
         self.device = pick_device(config.device)
         x_train, y_train = dataset.x_train, dataset.y_train
         if config.max_train:
@@ -183,6 +208,8 @@ class Trainer:
         self.x, self.y = to_tensors(x_train[:n_fit], y_train[:n_fit], self.device)
         self.x_val, self.y_val = to_tensors(x_train[n_fit:], y_train[n_fit:], self.device)
         self.x_test, self.y_test = to_tensors(dataset.x_test, dataset.y_test, self.device)
+        self.synthetic_x, self.synthetic_y = self._synthetic_pool(dataset, n_fit)
+        self.synthetic_seen = 0  # synthesised images put into batches by this process (tests read it)
         # Training with negatives adds one class after the dataset's: "not a digit".
         self.class_names = (*dataset.class_names, *((NOT_A_DIGIT,) if config.negatives else ()))
         torch.manual_seed(config.seed)
@@ -249,6 +276,8 @@ class Trainer:
                 self.step_rng = torch.get_rng_state()
                 index = order[step * config.batch_size:(step + 1) * config.batch_size]
                 images, labels = self.x[index], self.y[index]
+                if config.synthetic:
+                    images, labels = self._mix_synthetic(images, labels, epoch, step)
                 if config.negatives:
                     images, labels = add_negatives(images, labels, config.negatives,
                                                    label=len(self.class_names) - 1)
@@ -277,6 +306,36 @@ class Trainer:
         finally:
             position["loss_sum"], position["correct"] = loss_sum.item(), int(correct.item())
             bar.close()
+
+    def _synthetic_pool(self, dataset: Dataset, n_fit: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The synthesised digits (training writers only) batches draw from: as many as the share
+        would use in one epoch, at most SYNTHETIC_POOL, the same for every run with this seed."""
+        share = self.config.synthetic
+        if not share:
+            return torch.zeros((0, 1, 28, 28), device=self.device), torch.zeros(0, dtype=torch.int64)
+        if tuple(dataset.class_names) != DIGITS:
+            raise TrainingError(f"synthetic writers write digits; {dataset.name} has other classes: "
+                                "train on a digits dataset or set synthetic to 0")
+        from numbre.data.synthetic import synth_digits
+
+        count = min(SYNTHETIC_POOL, max(10, math.ceil(share * n_fit)))
+        images, labels, _ = synth_digits(count, self.config.seed, split="train", form="mnist",
+                                         workers=self.config.threads or 2)
+        return to_tensors(images, labels, self.device)
+
+    def _mix_synthetic(self, images: torch.Tensor, labels: torch.Tensor, epoch: int,
+                       step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replace the first `synthetic` share of a batch (already in random order) by pool digits,
+        chosen by a generator seeded by (seed, epoch, step), so that a resumed run picks the same."""
+        count = round(self.config.synthetic * len(labels))
+        if count == 0:
+            return images, labels
+        generator = torch.Generator().manual_seed((self.config.seed * 1_000_003 + epoch) * 1_000_033 + step)
+        pick = torch.randint(len(self.synthetic_y), (count,), generator=generator).to(self.device)
+        images, labels = images.clone(), labels.clone()
+        images[:count], labels[:count] = self.synthetic_x[pick], self.synthetic_y[pick]
+        self.synthetic_seen += count
+        return images, labels
 
     def _end_epoch(self, epoch: int, seconds: float) -> bool:
         """Validate, record history, checkpoint; return True when early stopping says stop."""
@@ -321,9 +380,12 @@ class Trainer:
             remove_partial_writes(self.out_dir)  # left by a run killed while writing a file
             atomic_write(self.out_dir / "config.json", self.config.to_json().encode())
         started = time.perf_counter()
-        stopped_early = False
+        # A run that early stopping ended (and was killed before its outputs were written) is not
+        # trained further on --resume: it only writes what it did not write.
+        stopped_early = resume and patience_spent(self.position, self.config)
         try:
-            for epoch in range(self.position["epoch"], self.config.epochs):
+            for epoch in range(self.position["epoch"], self.position["epoch"] if stopped_early
+                               else self.config.epochs):
                 epoch_start = time.perf_counter()
                 self._train_epoch(epoch)
                 if self._end_epoch(epoch, time.perf_counter() - epoch_start):
@@ -369,8 +431,12 @@ class Trainer:
         meta = {
             "architecture": self.config.model, "class_names": list(self.class_names),
             "input": INPUT_SPEC, "recipe": self.config.to_dict(), "command": self.command,
+            # source: where the data was read (an absolute --data path from `numbre train`), so that
+            # `numbre evaluate` and `numbre report` find the run's own data without being told.
             "data": {"name": self.dataset.name, "checksum": self.dataset.checksum,
-                     "train_images": len(self.x), "val_images": len(self.x_val)},
+                     "source": self.dataset.source,
+                     "train_images": len(self.x), "val_images": len(self.x_val),
+                     "synthetic_share": self.config.synthetic, "synthetic_images": len(self.synthetic_y)},
             "parameters": count_parameters(model), "macs": count_macs(model.cpu()),
             "numbre_version": __version__, "torch_version": torch.__version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -393,4 +459,4 @@ class Trainer:
         lines = [",".join(columns)] + [",".join(str(row.get(key, "")) for key in columns)
                                        for row in history]
         atomic_write(out / "history.csv", ("\n".join(lines) + "\n").encode())
-        atomic_write(out / "metrics.json", json.dumps(result.test.to_dict(), indent=2).encode())
+        atomic_write(out / METRICS, json.dumps(result.test.to_dict(), indent=2).encode())

@@ -47,12 +47,14 @@ def load_history(path: Path) -> list[dict[str, Any]]:
     return history
 
 
-def load_run(path: Path | str) -> LoadedModel:
-    """Load a run folder (model.safetensors + history.json) or a single .safetensors model file."""
+def load_run(path: Path | str | None) -> LoadedModel:
+    """Load a run folder (model.safetensors + history.json) or a single .safetensors model file; the
+    shipped model when `path` is None, as every command that takes a model does."""
+    from numbre.model.file import DEFAULT_MODEL
     from numbre.model.network import load_torch_model
     from numbre.training.loop import MODEL
 
-    path = Path(path)
+    path = Path(path) if path is not None else DEFAULT_MODEL
     if not path.exists():
         raise NumbreError(f"no run folder or model file at {path}; give the folder `numbre train --out DIR` "
                           "wrote, or a .safetensors model file")
