@@ -58,12 +58,25 @@ def info(data: str | None) -> None:
               show_default=True, help="PNG file to write.")
 @click.option("--count", "-n", type=click.IntRange(1, 400), default=40, show_default=True,
               help="How many images.")
-@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--split", type=click.Choice(["train", "test", "heldout"]), default="train", show_default=True,
+              help="MNIST: train or test. --synthetic: train or heldout (the writers kept for measuring).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Which random sample.")
-def show(data: str | None, out: Path, count: int, split: str, seed: int) -> None:
+@click.option("--synthetic", is_flag=True,
+              help="Show synthesised writers (numbre.data.synthetic) instead of the dataset.")
+@click.option("--raw", is_flag=True,
+              help="With --synthetic: the images as a user would send them, not as the network sees them.")
+def show(data: str | None, out: Path, count: int, split: str, seed: int, synthetic: bool, raw: bool) -> None:
     """Write a PNG grid of labelled sample images."""
-    from numbre.data import load_dataset
     from numbre.insight.plots import sample_grid
+
+    if synthetic:
+        _show_synthetic(out, count, split, seed, raw)
+        return
+    if split == "heldout":
+        raise click.UsageError("--split heldout is a part of the synthesised writers; add --synthetic")
+    if raw:
+        raise click.UsageError("--raw shows synthesised writers' images; add --synthetic")
+    from numbre.data import load_dataset
 
     dataset = load_dataset(data)
     images, labels = ((dataset.x_train, dataset.y_train) if split == "train"
@@ -73,3 +86,17 @@ def show(data: str | None, out: Path, count: int, split: str, seed: int) -> None
     sample_grid(images[chosen], labels[chosen], dataset.class_names, out,
                 title=f"{dataset.name} {split}: {len(chosen)} samples")
     click.echo(f"wrote {out} ({len(chosen)} {split} images of {dataset.name})")
+
+
+def _show_synthetic(out: Path, count: int, split: str, seed: int, raw: bool) -> None:
+    """The grid for `data show --synthetic`: labels 0-9 in turn, each with its allograph in the title."""
+    from numbre.data.known import DIGITS
+    from numbre.data.synthetic import synth_digits
+    from numbre.insight.plots import sample_grid
+
+    if split == "test":
+        raise click.UsageError("synthesised writers come in two parts: --split train or --split heldout")
+    images, labels, _styles = synth_digits(count, seed, split=split, form="raw" if raw else "mnist")
+    form = "as sent" if raw else "as the network sees them"
+    sample_grid(images, labels, DIGITS, out, title=f"synthesised writers, {split} part ({form}): {count}")
+    click.echo(f"wrote {out} ({count} synthesised {split} digits, {form})")

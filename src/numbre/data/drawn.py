@@ -209,7 +209,7 @@ def render(ink: np.ndarray, rng: np.random.Generator, style: str) -> np.ndarray:
 def page_export(canvas: np.ndarray) -> np.ndarray:
     """A "canvas" style image as numbre's drawing page sends it: black ink on a white-filled pad,
     which a browser's canvas.toBlob writes as opaque RGBA (Chromium does; checked by
-    tests/test_web_browser.py). uint8 (H, W, 4)."""
+    tests/web/test_web_browser.py). uint8 (H, W, 4)."""
     ink = canvas[..., 3] if canvas.shape[2] == 4 else canvas[..., 0]  # the two forms `render` paints
     page = np.full((*ink.shape, 4), 255, np.uint8)
     page[..., :3] = (255 - ink)[..., None]

@@ -35,6 +35,8 @@ class Recipe:
     bf16: bool = False  # bfloat16 autocast where the device runs it fast
     negatives: float = 0.0  # synthetic non-digits added to each batch, as a share of it; > 0 adds
     # the class "not a digit" (see numbre.negatives)
+    synthetic: float = 0.0  # share of each batch replaced by synthesised writers' digits (the training
+    # part of numbre.data.synthetic); 0 trains on the dataset alone
 
     def describe(self) -> str:
         """A compact one-line summary for tables."""
@@ -49,4 +51,6 @@ class Recipe:
             parts.append(f"ls {self.label_smoothing:g}")
         if self.negatives:
             parts.append(f"negatives {self.negatives:g}")
+        if self.synthetic:
+            parts.append(f"synthetic {self.synthetic:g}")
         return ", ".join(parts)
