@@ -18,43 +18,22 @@ import argparse
 import contextlib
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+
+from xvfb import xvfb_display  # a sibling module: the benchmarks run as scripts from this folder
 
 TARGET_S = 2.0
 COMMAND = [sys.executable, "-m", "numbre", "draw", "--quit-after", "1"]
 
 
-@contextlib.contextmanager
-def xvfb_display() -> Iterator[str]:
-    """A fresh Xvfb display for one run, on a number Xvfb picks itself (-displayfd), stopped afterwards."""
-    if shutil.which("Xvfb") is None:
-        raise SystemExit("draw_startup: --xvfb needs Xvfb (apt-get install -y xvfb)")
-    reader, writer = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(writer), "-screen", "0", "1280x1024x24",
-                               "-nolisten", "tcp"],
-                              pass_fds=(writer,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(writer)
-    try:
-        with os.fdopen(reader) as announced:  # Xvfb writes its display number once it is ready
-            number = announced.readline().strip()
-        if not number:
-            raise SystemExit("draw_startup: Xvfb did not start")
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
 def one_start(xvfb: bool) -> tuple[float, float]:
     """(first frame after process start as the window reports it, wall time until it has closed)."""
     with tempfile.TemporaryDirectory() as folder, \
-            (xvfb_display() if xvfb else contextlib.nullcontext(None)) as display:
+            (xvfb_display("draw_startup") if xvfb else contextlib.nullcontext(None)) as display:
         environment = {**os.environ, "SDL_VIDEODRIVER": "x11" if display else "dummy"}
         if display:
             environment["DISPLAY"] = display

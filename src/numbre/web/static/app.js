@@ -2,11 +2,20 @@
 //
 // The pad is a fixed-size canvas (280x280 for a digit, 560x280 for a number) scaled by CSS, so the
 // server always gets a canvas-sized PNG whatever the screen. Strokes are kept as point lists, which
-// makes undo a redraw. The page asks while the pen moves (at most every THROTTLE_MS) and once more
+// makes undo a redraw. The page asks while the pen moves (at most every THROTTLE_MS) and at once
 // when it lifts. While drawing, each answer newer than the one shown is shown, even if the drawing
 // has grown since; clearing, undoing, uploading or switching mode voids every answer still on its
 // way. #result's data-state says where things stand: empty, pending (the drawing as it is now is
 // not answered yet), done or error.
+//
+// The PNG is encoded with toDataURL, synchronously: canvas.toBlob's callback waits for the browser
+// to be idle, which in a desktop Chromium took about a second once the pen had lifted.
+//
+// One pointer draws at a time (`drawing` holds its pointerId): a second finger is ignored rather than
+// joined to the first by a line, and a touch as wide as a palm draws nothing.
+//
+// Screen readers hear #announce (a polite live region), written once per final answer: once the pen
+// has lifted and the answer is for the drawing as it is, never for the answers shown while drawing.
 //
 // "Show what mattered" lays /api/saliency's heat map over the 28x28 view, for one digit only. It
 // costs tens of milliseconds, so it is asked once the answer to the finished drawing is shown, not
@@ -16,7 +25,7 @@
 
 const PEN = 18;            // stroke width in pad pixels: MNIST's stroke is about 1/14 of its box
 const THROTTLE_MS = 200;   // while drawing: at most one request this often
-const SETTLE_MS = 60;      // after the pen lifts: ask almost at once
+const PALM_PX = 100;       // a touch contact wider than this (CSS pixels) is a palm, not a fingertip
 const SIZES = { digit: [280, 280], number: [560, 280] };
 const MESSAGES = {
   emptyPad: { digit: "Draw a digit in the box.", number: "Write a number in the box, digits side by side." },
@@ -25,6 +34,7 @@ const MESSAGES = {
   "several digits": "That looks like several digits: switch to \u201cA number\u201d.",
   numberNotDigit: "Some of that is not a digit (marked ?).",
 };
+const FORMATS = "PNG, JPEG, GIF, BMP, TIFF or WebP";
 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad"), boxes = $("boxes"), frame = $("pad-frame"), result = $("result");
@@ -35,6 +45,7 @@ const boxCtx = boxes.getContext("2d");
 let mode = "digit";
 let strokes = [];          // [[{x, y}, ...], ...] in pad pixels
 let current = null;        // the stroke being drawn
+let drawing = null;        // the pointerId drawing it
 let upload = null;         // {file, bitmap, fit: {scale, x, y}} while an uploaded image is shown
 let timer = null;          // pending request
 let generation = 0;        // bumped by every change to what is on the pad
@@ -85,11 +96,17 @@ function padPoint(event) {
   };
 }
 
+function isPalm(event) {
+  return event.pointerType === "touch" && Math.max(event.width || 0, event.height || 0) > PALM_PX;
+}
+
 pad.addEventListener("pointerdown", (event) => {
-  if (event.pointerType === "mouse" && event.button !== 0) return;
   event.preventDefault();
+  if (drawing !== null || isPalm(event)) return;   // a second finger, or a resting hand
+  if (event.pointerType === "mouse" && event.button !== 0) return;
   if (upload) { newEpoch(); upload = null; redraw(); }
   pad.setPointerCapture(event.pointerId);
+  drawing = event.pointerId;
   current = [padPoint(event)];
   strokes.push(current);
   drawStroke(current);
@@ -97,8 +114,9 @@ pad.addEventListener("pointerdown", (event) => {
 });
 
 pad.addEventListener("pointermove", (event) => {
-  if (!current) return;
+  if (event.pointerId !== drawing) return;
   event.preventDefault();
+  if (isPalm(event)) { dropStroke(); return; }   // a finger that flattened into a palm: not ink
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
   const start = current.length - 1;
   for (const each of events.length ? events : [event]) current.push(padPoint(each));
@@ -107,10 +125,20 @@ pad.addEventListener("pointermove", (event) => {
 });
 
 function endStroke(event) {
-  if (!current) return;
+  if (event.pointerId !== drawing) return;
   current = null;
+  drawing = null;
   if (pad.hasPointerCapture(event.pointerId)) pad.releasePointerCapture(event.pointerId);
-  changed(SETTLE_MS);
+  changed(0);
+}
+
+function dropStroke() {
+  newEpoch();
+  strokes.pop();
+  current = null;
+  drawing = null;
+  redraw();
+  changed(0);
 }
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
@@ -122,13 +150,14 @@ function undo() {
   newEpoch();
   strokes.pop();
   redraw();
-  changed(SETTLE_MS);
+  changed(0);
 }
 
 function clearAll() {
   newEpoch();
   strokes = [];
   current = null;
+  drawing = null;
   upload = null;
   $("upload").value = "";
   redraw();
@@ -147,6 +176,8 @@ function setMode(next) {
   frame.dataset.mode = result.dataset.mode = mode;
   const kept = upload;
   strokes = [];
+  current = null;
+  drawing = null;
   upload = kept ? { ...kept, fit: fitInto(kept.bitmap) } : null;
   redraw();
   changed(0);
@@ -175,6 +206,7 @@ function drawUpload() {
 $("upload").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   if (!file) return;
+  event.target.value = "";   // so that picking the same file again (after drawing, say) reads it again
   let bitmap = null;
   try { bitmap = await createImageBitmap(file); } catch { bitmap = null; }
   newEpoch();
@@ -190,15 +222,24 @@ function changed(delay, throttle = false) {
   generation += 1;
   result.dataset.state = "pending";
   hideSaliency(saliencyWanted() ? "pending" : "off");   // the heat map was for the drawing before
-  $("undo").disabled = !strokes.length && !upload;
-  $("clear").disabled = !strokes.length && !upload;
+  enableTools(strokes.length > 0 || upload !== null);
   if (throttle && timer !== null) return;   // while drawing, keep the request already planned
   clearTimeout(timer);
   timer = setTimeout(ask, delay);
 }
 
-function padBlob() {
-  return new Promise((resolve) => pad.toBlob(resolve, "image/png"));
+// Undo and Clear are disabled on an empty pad; the focus they held moves to the upload control, the
+// next control along, rather than falling to the page's body.
+function enableTools(enabled) {
+  const focused = document.activeElement;
+  $("undo").disabled = $("clear").disabled = !enabled;
+  if (!enabled && (focused === $("undo") || focused === $("clear"))) $("upload").focus();
+}
+
+function padBlob() {   // synchronous: see the top of this file
+  const [, base64] = pad.toDataURL("image/png").split(",", 2);
+  const bytes = Uint8Array.from(atob(base64), (character) => character.charCodeAt(0));
+  return new Blob([bytes], { type: "image/png" });
 }
 
 function newEpoch() {
@@ -207,21 +248,20 @@ function newEpoch() {
   shown = sent;   // anything sent before now is void
 }
 
-async function padRequest() {
+function padRequest() {
   if (upload) {   // the original file, as a form upload: the server reads it at full resolution
     const form = new FormData();
     form.append("file", upload.file, upload.file.name || "upload");
     return { method: "POST", body: form };
   }
-  return { method: "POST", body: await padBlob(), headers: { "Content-Type": "image/png" } };
+  return { method: "POST", body: padBlob(), headers: { "Content-Type": "image/png" } };
 }
 
 async function ask() {
   timer = null;
   const asked = generation, current = epoch;
   if (!strokes.length && !upload) { showEmptyPad(); return; }
-  const request = await padRequest();
-  if (current !== epoch) return;
+  const request = padRequest();
   const number = ++sent;
   request.signal = current.signal;
   const url = (mode === "number" ? "/api/read" : "/api/predict") + "?image=1";
@@ -232,14 +272,15 @@ async function ask() {
   } catch (error) {
     if (current !== epoch || number < shown) return;
     shown = number;
-    showError(`The server did not answer (${error.message}).`);
+    showError("The server does not answer. Check that it is still running, then try again.");
     return;
   }
   if (current !== epoch || number < shown) return;   // voided, or overtaken by a newer answer
   shown = number;
-  if (!response.ok) { showError(answer.error || `the server answered ${response.status}`); return; }
-  if (mode === "number") showReading(answer); else showPrediction(answer);
+  if (!response.ok) { showError(pageMessage(response.status, answer.error)); return; }
+  const spoken = mode === "number" ? showReading(answer) : showPrediction(answer);
   result.dataset.state = asked === generation ? "done" : "pending";
+  if (asked === generation && drawing === null) announce(spoken);
   if (asked === generation && saliencyWanted()) {
     if (answer.reason === "empty") hideSaliency("none"); else askSaliency(request, current, asked);
   }
@@ -283,8 +324,7 @@ async function toggleSaliency() {
   if (!strokes.length && !upload) { hideSaliency("none"); return; }
   if (result.dataset.state !== "done") { hideSaliency("pending"); return; }   // ask() will ask for it
   const asked = generation, current = epoch;
-  const request = await padRequest();
-  if (current !== epoch || asked !== generation) return;
+  const request = padRequest();
   request.signal = current.signal;
   askSaliency(request, current, asked);
 }
@@ -311,10 +351,42 @@ function setBars(probabilities, best) {
   });
 }
 
+// With nothing to show, the <img> is hidden (an <img> without src draws a broken-image icon) and
+// #seen-empty, a plain empty box, stands in its place.
 function setSeen(base64) {
   const image = $("seen");
   if (base64) image.src = `data:image/png;base64,${base64}`;
   else image.removeAttribute("src");
+  image.hidden = !base64;
+  $("seen-empty").hidden = Boolean(base64);
+}
+
+function announce(text) {
+  $("announce").textContent = text;
+}
+
+// "a 7" but "an 8": eight is the only digit whose name starts with a vowel sound.
+function withArticle(digit) {
+  return `${String(digit) === "8" ? "an" : "a"} ${digit}`;
+}
+
+// The server's refusals are written for API clients ("send an image as the multipart field 'file'");
+// this says the same to someone on the page.
+function pageMessage(status, said) {
+  const text = String(said || "");
+  if (status === 413) return "That file is too large for this server. Crop or shrink the picture to the digits first.";
+  if (status === 429 || status === 503) return "The server is busy. Wait a moment, then try again.";
+  if (status === 408 || status === 504) return "The server took too long to answer. Try again.";
+  if (status === 415 || /not an image/.test(text)) {   // "the upload is a PDF document, not an image; ..."
+    const kind = text.match(/^the upload is (an? [^,(;]+|text)/) || text.match(/not an image: it (?:is|looks like) (a[^;,]+|text)/);
+    return `That file is ${kind ? `${kind[1].trim()}, not` : "not"} an image this page can read (${FORMATS}).`;
+  }
+  if (/megapixels|pixels, over|more pixels/.test(text)) return "That image has too many pixels for this server. Shrink it first.";
+  if (/truncated|corrupt|unreadable|no pixels|empty/.test(text)) {
+    return "That image is damaged or incomplete. Save it again as PNG or JPEG and upload that.";
+  }
+  if (status >= 500) return `Something went wrong on the server (error ${status}). Try again.`;
+  return `The server could not read that (error ${status}). Try another image.`;
 }
 
 function setAnswer(text, confidence, message, reason) {
@@ -330,14 +402,20 @@ function showEmptyPad() {
   setAnswer("–", "", MESSAGES.emptyPad[mode]);
   setBars(null, -1);
   setSeen(null);
+  announce("");   // nothing said; the last answer is no longer there to be read
   $("digits").replaceChildren();
   result.dataset.state = "empty";
 }
 
-function showError(message) {
+function showError(message) {   // nothing of the previous answer stays beside the "!"
   if (saliencyWanted()) hideSaliency("none");
+  boxCtx.clearRect(0, 0, boxes.width, boxes.height);
   setAnswer("!", "", message);
+  setBars(null, -1);
+  setSeen(null);
+  $("digits").replaceChildren();
   result.dataset.state = "error";
+  announce(message);
 }
 
 function showPrediction(answer) {
@@ -345,10 +423,13 @@ function showPrediction(answer) {
   setBars(answer.probabilities, answer.digit === null ? -1 : best);
   setSeen(answer.reason === "empty" ? null : answer.image);
   if (answer.digit === null) {
-    setAnswer(answer.reason === "empty" ? "–" : "?", "", MESSAGES[answer.reason] || answer.reason, answer.reason);
-  } else {
-    setAnswer(String(answer.digit), `${(answer.confidence * 100).toFixed(1)}% sure`, "", null);
+    const message = MESSAGES[answer.reason] || answer.reason;
+    setAnswer(answer.reason === "empty" ? "–" : "?", "", message, answer.reason);
+    return message;
   }
+  const sure = `${(answer.confidence * 100).toFixed(1)}% sure`;
+  setAnswer(String(answer.digit), sure, "", null);
+  return `It is ${withArticle(answer.digit)}, ${sure}.`;
 }
 
 function showReading(answer) {
@@ -364,12 +445,15 @@ function showReading(answer) {
   $("digits").replaceChildren(...list);
   if (answer.number !== null) {
     setAnswer(answer.number, `${answer.digits.length} digit${answer.digits.length === 1 ? "" : "s"}`, "", null);
-  } else if (answer.reason === "empty" || !answer.digits.length) {
-    setAnswer("–", "", MESSAGES.empty, "empty");
-  } else {
-    const partial = answer.digits.map((digit) => (digit.digit === null ? "?" : digit.digit)).join("");
-    setAnswer(partial, "", MESSAGES.numberNotDigit, answer.reason);
+    return `It reads ${answer.number}.`;
   }
+  if (answer.reason === "empty" || !answer.digits.length) {
+    setAnswer("–", "", MESSAGES.empty, "empty");
+    return MESSAGES.empty;
+  }
+  const partial = answer.digits.map((digit) => (digit.digit === null ? "?" : digit.digit)).join("");
+  setAnswer(partial, "", MESSAGES.numberNotDigit, answer.reason);
+  return `It reads ${partial}. ${MESSAGES.numberNotDigit}`;
 }
 
 function drawBoxes(digits) {

@@ -126,7 +126,8 @@
     view.dataset.person = mark(result.person_right);
     view.dataset.model = mark(result.model_right);
     const sure = `${Math.round(result.model.confidence * 100)}% sure`;
-    setVerdict(`It is a ${result.truth}.`, `You said ${result.guess}: ${mark(result.person_right)}.`,
+    const article = String(result.truth) === "8" ? "an" : "a";   // "a 7" but "an 8"
+    setVerdict(`It is ${article} ${result.truth}.`, `You said ${result.guess}: ${mark(result.person_right)}.`,
                `The model said ${result.model.digit}, ${sure}: ${mark(result.model_right)}.`);
     const last = game.index + 1 >= game.digits.length;
     next.disabled = false;
