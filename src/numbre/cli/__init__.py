@@ -38,6 +38,7 @@ def cli() -> None:
 
 def _register() -> None:
     from numbre.cli import (
+        batch_cmd,
         compare_cmd,
         data_cmd,
         draw_cmd,
@@ -64,6 +65,7 @@ def _register() -> None:
     cli.add_command(report_cmd.summary)
     cli.add_command(serve_cmd.serve)
     cli.add_command(draw_cmd.draw)
+    cli.add_command(batch_cmd.batch)
 
 
 _register()
