@@ -1,4 +1,5 @@
-"""Re-derive `numbre.reading.read_line.Scoring`: random search for the constants that read the most lines exactly.
+"""Re-derive `numbre.reading.read_line.Scoring`: random search for the constants that read the most
+lines exactly.
 
     python scripts/tune_read_line.py                  # seeds 11-14 to tune, 15 held out; ~5 minutes
     python scripts/tune_read_line.py --trials 2000 --lines 200

@@ -73,12 +73,17 @@ def running_server(numbre: list[str], folder: Path, timeout: float = 90) -> Iter
     try:
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_process(server)
+
+
+def stop_process(server: subprocess.Popen) -> None:
+    """SIGTERM, as a service manager stops the server; SIGKILL if it has not gone within 20 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=10)
 
 
 def check_server(url: str, static: dict[str, bytes] | None = None) -> None:

@@ -10,6 +10,7 @@ accuracy has found a bug.
 from __future__ import annotations
 
 import gzip
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,14 @@ def mnist() -> Dataset:
 
     with mock.patch.dict(os.environ, {"NUMBRE_CACHE": real_cache()}):
         return load_dataset(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian Chromium per test module, for the browser tests of the web page."""
+    from webhelpers import CHROMIUM, headless_chromium
+
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"browser tests need Chromium at {CHROMIUM}: apt-get install -y chromium")
+    with headless_chromium() as browser:
+        yield browser

@@ -29,7 +29,7 @@ def live_server(app) -> Iterator[str]:
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[listener])), daemon=True)
     thread.start()
     try:
-        for _ in range(500):  # up to 5 s for the loop to start; normally a few milliseconds
+        for _ in range(3000):  # up to 30 s for the loop to start (a busy machine); normally milliseconds
             if server.started:
                 break
             threading.Event().wait(0.01)

@@ -11,24 +11,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from modelhelpers import untrained_model_file
 from numbre.cli import cli
 from numbre.errors import ModelFileError, NumbreError
 from numbre.model.export import export_onnx
-from numbre.model.file import INPUT_SPEC, save_model_file
-from numbre.model.network import load_torch_model, state_to_numpy
+from numbre.model.network import load_torch_model
 from numbre.model.onnx_model import OnnxModel
-from numbre.model.zoo import create_model, list_models
+from numbre.model.zoo import list_models
 
 DIGITS = [str(digit) for digit in range(10)]
-
-
-def untrained_model_file(name: str, folder: Path) -> Path:
-    torch.manual_seed(0)
-    model = create_model(name)
-    path = folder / f"{name}.safetensors"
-    save_model_file(path, state_to_numpy(model), {"architecture": name, "class_names": DIGITS,
-                                                  "input": INPUT_SPEC, "test": {"accuracy": 0.5}})
-    return path
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -10,7 +10,7 @@ a 5xx, and the server must answer a real 7 afterwards.
 
 The library loop runs in a child process (this file as a script), so a crash
 in a decoder shows as a signal and the child's peak memory is its own;
-`python tests/test_fuzz_images.py 10000 1` replays it and prints its figures.
+`PYTHONPATH=tests python tests/reading/test_fuzz_images.py 10000 1` replays it and prints its figures.
 The HTTP loop talks to a real `numbre serve` process.
 """
 
@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from test_fuzz_modelfile import damage, peak_rss_mb
+from fuzzhelpers import damage, peak_rss_mb
 from webhelpers import strokes_png
 
 CASES = 10_000
@@ -169,8 +169,9 @@ def fuzz(count: int, seed: int) -> dict:
 
 
 def test_ten_thousand_mutated_images_give_answers_or_clear_refusals() -> None:
+    tests = Path(__file__).resolve().parents[1]  # the shared helpers (webhelpers) live there
     result = subprocess.run([sys.executable, __file__, str(CASES), str(LIBRARY_SEED)], capture_output=True,
-                            text=True, timeout=600, cwd=Path(__file__).parent)
+                            text=True, timeout=600, cwd=tests, env={**os.environ, "PYTHONPATH": str(tests)})
     assert result.returncode == 0, f"the fuzz child died with {result.returncode}:\n{result.stderr[-3000:]}"
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["failures"] == [], f"{report['failure_count']} failures:\n" + "\n".join(report["failures"])

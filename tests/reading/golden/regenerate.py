@@ -1,12 +1,12 @@
 """Golden outputs of numbre.reading.preprocess.to_mnist for a few fixed inputs.
 
 The inputs are drawn here with Pillow (no data files, no randomness beyond a
-fixed seed), and the 28x28 result of each is stored as tests/golden/NAME.npy.
-tests/test_preprocess.py compares to_mnist with these files, so any change to
+fixed seed), and the 28x28 result of each is stored as tests/reading/golden/NAME.npy.
+tests/reading/test_preprocess.py compares to_mnist with these files, so any change to
 preprocessing shows up as a failing test. After an intended change, look at
 the new outputs (`--png` writes a side-by-side picture), then regenerate:
 
-    python tests/golden/regenerate.py [--png golden.png]
+    python tests/reading/golden/regenerate.py [--png golden.png]
 """
 
 from __future__ import annotations

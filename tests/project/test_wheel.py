@@ -23,7 +23,7 @@ import pytest
 from apphelpers import SEVEN, STATIC_FILES, check_draw, check_server, clean_environment, running_server
 from webhelpers import strokes_png
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGED = ["numbre/pretrained/numbre-default.onnx", "numbre/pretrained/numbre-default.safetensors",
             "numbre/web/static/index.html", *(f"numbre/web/static/{name}" for name in STATIC_FILES),
             "numbre/web/contest_set/contest.png", "numbre/web/contest_set/contest.json"]

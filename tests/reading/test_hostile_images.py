@@ -5,9 +5,9 @@ and must end in the right answer (a 7 is drawn in most of them) or in a clear
 `ImageError`, within a bound on CPU time and on peak memory. Peak memory is
 the process's high-water mark (VmHWM), reset before each case by writing 5
 to /proc/self/clear_refs, minus the memory in use before it: what the case
-itself cost. `python tests/test_hostile_images.py` prints the figures as a table.
+itself cost. `PYTHONPATH=tests python tests/reading/test_hostile_images.py` prints the figures as a table.
 
-tests/test_images.py checks how `load_image` reads each mode and refuses each
+tests/reading/test_images.py checks how `load_image` reads each mode and refuses each
 kind of damage; this file checks what they cost and what the recognizer answers.
 """
 

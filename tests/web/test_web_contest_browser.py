@@ -16,13 +16,13 @@ import numpy as np
 import playwright.sync_api as playwright_api
 import pytest
 from PIL import Image
+from test_web_browser import ONE, answered, draw, snapshot
 
 from numbre.insight.contest import load_contest_set
 from numbre.reading.recognize import Recognizer
 from numbre.web.app import create_app
 from numbre.web.contest import CONTEST_FOLDER
-from test_web_browser import ONE, answered, draw, snapshot
-from webhelpers import headless_chromium, live_server
+from webhelpers import live_server
 
 expect = playwright_api.expect
 GAME = 10  # digits in one game on the page
@@ -32,12 +32,6 @@ GAME = 10  # digits in one game on the page
 def base_url() -> Iterator[str]:
     with live_server(create_app(Recognizer.load())) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with headless_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture
@@ -94,7 +88,7 @@ def test_a_game_keeps_the_score_of_person_and_model(page, base_url: str) -> None
         model += result["model_right"]
         expect(page.locator("#score-person")).to_have_text(str(person))
         expect(page.locator("#score-model")).to_have_text(str(model))
-        expect(page.locator("#contest-truth")).to_have_text(f"It is a {truth}.")
+        expect(page.locator("#contest-truth")).to_have_text(f"It is {'an' if truth == 8 else 'a'} {truth}.")
         verdict = "right" if guess == truth else "wrong"
         expect(page.locator("#contest-person")).to_have_text(f"You said {guess}: {verdict}.")
         expect(page.locator("#contest-model")).to_contain_text(f"The model said {result['model']['digit']}, ")

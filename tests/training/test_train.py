@@ -224,3 +224,41 @@ def test_resume_is_exact_with_drawn_augmentation_and_negatives(tiny, tmp_path, m
     policy = meta["rejection"]
     assert policy["fitted"]["images"] == 120 and 0 < policy["temperature"] < 20
     assert policy == load_model_file(tmp_path / "reference" / MODEL).meta["rejection"]
+
+
+def test_a_finished_run_is_known_from_its_checkpoint_and_outputs(tmp_path: Path) -> None:
+    """All epochs done, or early stopping spent its patience, and every output written: --resume has
+    nothing left to do. Killed before its outputs were written, the run is not finished."""
+    from numbre.model.file import ModelFile
+    from numbre.training.loop import finished_epochs
+
+    def checkpoint(epoch: int, bad_epochs: int, step: int = 0, patience: int | None = 2) -> ModelFile:
+        position = {"epoch": epoch, "step": step, "bad_epochs": bad_epochs,
+                    "config": make_config(epochs=5, patience=patience, val_split=0.2).to_dict()}
+        return ModelFile(tmp_path / LAST, {}, {"position": position})
+
+    assert finished_epochs(checkpoint(5, 0), tmp_path) is None  # no model file, no metrics: not written
+    (tmp_path / MODEL).write_bytes(b"")
+    assert finished_epochs(checkpoint(5, 0), tmp_path) is None  # killed before metrics.json, written last
+    (tmp_path / "metrics.json").write_text("{}")
+    assert finished_epochs(checkpoint(5, 0), tmp_path) == 5
+    assert finished_epochs(checkpoint(3, 2), tmp_path) == 3  # stopped early
+    assert finished_epochs(checkpoint(3, 1), tmp_path) is None  # patience not spent: more to train
+    assert finished_epochs(checkpoint(3, 2, patience=None), tmp_path) is None
+    assert finished_epochs(checkpoint(4, 0, step=7), tmp_path) is None  # inside an epoch
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(tiny, tmp_path: Path, monkeypatch) -> None:
+    """Early stopping ended the run; killed before its model file was written, --resume writes the
+    outputs from the best epoch and does not go on training past the stop."""
+    config = make_config(epochs=6, patience=1, val_split=0.2, lr=0.3)  # a high rate: validation gets worse
+    trainer = Trainer(config, tiny, tmp_path, progress=False)
+    first = trainer.run()
+    stopped_at = len(first.history)
+    if not first.stopped_early:
+        pytest.fail(f"the run was meant to stop early; history {first.history}")
+    for name in (MODEL, "metrics.json"):  # as if killed after the last checkpoint, before the outputs
+        (tmp_path / name).unlink()
+    resumed = Trainer(config, tiny, tmp_path, progress=False).run(resume=True)
+    assert resumed.stopped_early and len(resumed.history) == stopped_at
+    assert (tmp_path / MODEL).is_file()

@@ -41,7 +41,7 @@ from numbre.desktop.window import ACCENT, LINE, PAPER, REASONS, SOME_NOT_DIGITS,
 from numbre.errors import NumbreError
 from numbre.reading.recognize import NOT_A_DIGIT, Prediction, Reading, Recognizer
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "desktop"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "desktop"
 SIZE = 420
 NO_ANSWER = "\u2013"
 

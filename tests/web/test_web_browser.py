@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,11 +25,11 @@ from numbre.model.rejection import Rejector
 from numbre.reading.images import Pixels, open_image
 from numbre.reading.recognize import Recognizer
 from numbre.web.app import create_app
-from webhelpers import CHROMIUM, headless_chromium, live_server
+from webhelpers import live_server
 
 expect = playwright_api.expect
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 # Strokes as fractions of the pad (or of one cell of it): (x, y) with 0 at the top left.
 ONE = [[(0.53, 0.12), (0.47, 0.88)]]
@@ -48,14 +47,6 @@ def recognizer() -> Recognizer:
 def base_url(recognizer: Recognizer) -> Iterator[str]:
     with live_server(create_app(recognizer)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"browser tests need Chromium at {CHROMIUM}: apt-get install -y chromium")
-    with headless_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

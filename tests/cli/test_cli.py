@@ -31,6 +31,11 @@ def test_models_table_lists_the_classic_models_with_keras_counts() -> None:
         assert count in rows[name]
     assert "2,440,960" in rows["seed-cnn-a"]  # MACs per image
     assert "5 ep, bs 32" in rows["seed-cnn-a"]
+    # Which tutorial model each classic one is, as readers of the tutorials know them.
+    assert "Keras tutorial CNN with a pygame drawing window" in rows["seed-cnn-a"]
+    assert "Keras tutorial CNN, 30 5x5 filters" in rows["seed-cnn-b"]
+    assert "NUMBRE article MLP, dense 25-256-300" in rows["numbre-mlp"]
+    assert "Keras tutorial MLP, dense 128-256-512" in rows["mlp-3-hidden"]
 
 
 def test_data_info_prints_sizes_counts_and_checksums(tiny, tiny_folder: Path) -> None:
@@ -186,3 +191,89 @@ def test_the_command_line_runs_without_the_serve_extra() -> None:
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "numbre-robust" in result.stdout
+
+
+def test_evaluate_writes_the_heat_map_only_when_asked_or_into_the_run_folder(
+        tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    trained = run("train", "-m", "numbre-mlp", "--epochs", "1", "--data", str(tiny_folder), "--out", str(out),
+                  "--threads", "1", "-q")
+    assert trained.exit_code == 0, trained.output
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    loose = run("evaluate", str(out / "model.safetensors"), "--data", str(tiny_folder))
+    assert loose.exit_code == 0, loose.output
+    assert list(work.iterdir()) == [] and "wrote" not in loose.output  # the working folder is left alone
+    assert not (out / "confusion.png").exists()
+    folder = run("evaluate", str(out), "--data", str(tiny_folder))
+    assert folder.exit_code == 0, folder.output
+    assert folder.output.endswith(f"\nwrote {out / 'confusion.png'}\n")
+    assert Image.open(out / "confusion.png").size[0] > 300 and list(work.iterdir()) == []
+    asked = run("evaluate", str(out / "model.safetensors"), "--data", str(tiny_folder), "--png", "heat.png")
+    assert asked.exit_code == 0 and (work / "heat.png").is_file(), asked.output
+    again = run("train", "-m", "numbre-mlp", "--epochs", "1", "--data", str(tiny_folder), "--out", str(out),
+                "-q", "--overwrite")
+    assert again.exit_code == 0 and not (out / "confusion.png").exists()  # it was the old run's
+
+
+def test_training_names_the_recipe_and_the_chosen_settings_not_the_whole_config(
+        tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run("train", "-m", "numbre-mlp", "--epochs", "1", "--lr", "0.002", "--data", str(tiny_folder),
+                 "--out", str(out), "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert ("model: numbre-mlp (NUMBRE article MLP, dense 25-256-300), recipe: 20 ep, bs 128, adam 0.001\n"
+            f"your settings: --epochs 1 --lr 0.002 --threads 1 (every setting: {out / 'config.json'})\n"
+            ) in result.output
+    assert "keras_adam" not in result.output and "config:" not in result.output
+    assert json.loads((out / "config.json").read_text())["keras_adam"] is True  # the full config is kept
+
+    before = load_model_file(out / "model.safetensors").meta
+    resumed = run("train", "--resume", "--out", str(out), "--data", str(tiny_folder))
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.output.startswith(f"{out} is already complete (1 of 1 epochs); nothing to resume\n")
+    assert "training " not in resumed.output and "epoch 1/1" not in resumed.output
+    assert f"evaluate it: numbre evaluate {out} --data {tiny_folder}\n" in resumed.output
+    assert load_model_file(out / "model.safetensors").meta == before  # nothing trained or written again
+
+
+def test_the_end_of_training_says_whether_the_model_can_answer_not_a_digit(
+        tiny_folder: Path, tmp_path: Path) -> None:
+    """A run with a validation split fits the rejection on it and its model turns a scribble away; a run
+    without one says plainly that its model never will."""
+    from numbre.reading.recognize import Recognizer
+
+    scribble = np.zeros((28, 28), np.uint8)
+    rng = np.random.default_rng(0)
+    for _ in range(6):  # six random straight strokes
+        (r0, c0), (r1, c1) = rng.integers(2, 26, (2, 2))
+        for t in np.linspace(0, 1, 60):
+            scribble[int(r0 + (r1 - r0) * t), int(c0 + (c1 - c0) * t)] = 255
+    answers = {}
+    for split in ("0.2", "0"):
+        out = tmp_path / f"val-{split}"
+        result = run("train", "-m", "numbre-mlp", "--epochs", "3", "--batch-size", "32", "--val-split", split,
+                     "--data", str(tiny_folder), "--out", str(out), "--threads", "1", "-q")
+        assert result.exit_code == 0, result.output
+        answers[split] = (result.output, Recognizer.load(out / "model.safetensors").predict(scribble))
+    output, prediction = answers["0.2"]
+    assert ("not a digit: fitted on 120 validation images; `numbre predict` says it for images the model "
+            "does not recognise as one of its classes\n") in output
+    assert prediction.digit is None and prediction.reason == "not a digit"
+    output, prediction = answers["0"]
+    assert ("not a digit: never answered by this model: the run had no validation split to fit the "
+            "rejection on; train with --val-split 0.1 for a model that says it\n") in output
+    assert prediction.digit is not None  # as the message says: it names a class for anything
+
+
+def test_the_one_file_program_says_training_needs_the_python_package(monkeypatch, tiny_folder: Path) -> None:
+    """The standalone build (PyInstaller sets sys.frozen) has no torch and no pip to install it with."""
+    monkeypatch.setitem(sys.modules, "torch", None)  # as in the one-file program, which leaves torch out
+    line = run("train", "--data", str(tiny_folder)).output
+    assert line == "numbre: error: this command needs PyTorch: pip install 'numbre[train]'\n"
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    line = run("train", "--data", str(tiny_folder)).output
+    assert line == ("numbre: error: this command needs PyTorch, which the one-file numbre program leaves "
+                    "out: run it from the Python package, installed into a Python environment with "
+                    "pip install 'numbre[train]'\n")

@@ -23,7 +23,7 @@ from apphelpers import ONE, STATIC_FILES, check_draw, check_server, clean_enviro
 from numbre import __version__
 from webhelpers import strokes_png
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "build_standalone.py"
 LARGEST = 200 * 2**20  # about 105 MiB now; torch slipping in would make it well over a gigabyte
 ARTIFACTS = ROOT / "test-artifacts" / "standalone"
@@ -76,6 +76,12 @@ def test_it_tells_its_version_and_reads_a_file(executable: Path, outside: Path) 
                             timeout=120, cwd=outside, env=clean_environment())
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["digit"] == 1
+    # Training needs torch, which the file leaves out, and it has no pip of its own to install it with.
+    train = subprocess.run([executable, "train"], capture_output=True, text=True, timeout=120, cwd=outside,
+                           env=clean_environment())
+    assert train.returncode == 2 and train.stderr == (
+        "numbre: error: this command needs PyTorch, which the one-file numbre program leaves out: run it "
+        "from the Python package, installed into a Python environment with pip install 'numbre[train]'\n")
 
 
 def test_it_serves_the_page_and_reads_digits(executable: Path, outside: Path) -> None:

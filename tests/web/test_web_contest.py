@@ -22,6 +22,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
+from modelhelpers import untrained_model_file
 from numbre.insight.contest import (
     ContestError,
     answered_by,
@@ -35,10 +36,9 @@ from numbre.reading.recognize import Recognizer
 from numbre.web.app import _add_error_handlers, create_app
 from numbre.web.contest import CONTEST_FOLDER, contest_router
 from numbre.web.uploads import png_base64
-from test_export import untrained_model_file
 from webhelpers import ONE, PNG, live_server, strokes_png
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "make_contest_set.py"
 
 
