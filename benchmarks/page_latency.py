@@ -44,7 +44,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from numbre.data.drawn import _FONT as FONT  # the stroke font numbre's synthetic digits are drawn from
+from numbre.data.drawn import STROKE_FONT as FONT  # the stroke font numbre's synthetic digits are drawn from
 from xvfb import xvfb_display  # a sibling module: the benchmarks run as scripts from this folder
 
 CHROMIUM = "/usr/bin/chromium"

@@ -14,8 +14,7 @@ from click.testing import CliRunner
 
 from conftest import make_dataset, write_idx_folder
 from numbre.cli import cli
-from numbre.data.known import FASHION_CLASSES, FASHION_MNIST
-from numbre.insight.evaluate import SYSTEM_FOLDERS, spec_checksum
+from numbre.data.known import FASHION_CLASSES, FASHION_MNIST, SYSTEM_FOLDERS, spec_checksum
 from numbre.model.file import INPUT_SPEC, load_model_file, save_model_file
 from numbre.model.network import state_to_numpy
 from numbre.model.zoo import create_model

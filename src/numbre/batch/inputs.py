@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from numbre.errors import NumbreError
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff",
-                            ".pgm", ".ppm", ".pbm"})
+from numbre.reading.limits import IMAGE_SUFFIXES
 
 
 @dataclass

@@ -9,7 +9,6 @@ left out again, and an error row is just its file and error.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,12 +31,6 @@ def arrow_schema(mode: str):
                            ("box", pa.list_(pa.int64())), ("reason", pa.string())])
         fields = [("number", pa.string()), ("digits", pa.list_(digit)), ("reason", pa.string())]
     return pa.schema([("file", pa.string()), *fields, ("error", pa.string())])
-
-
-def stored_name(path: str) -> str:
-    """`path` as valid UTF-8 text: bytes of a file name that are not UTF-8 become \\xHH, as in
-    `numbre predict --json` (Arrow strings, like JSON, must be UTF-8)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def recognise(recognizer: Recognizer, mode: str, file: str, data: bytes) -> dict[str, Any]:

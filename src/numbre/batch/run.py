@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from numbre.batch.inputs import Inputs
-from numbre.batch.records import arrow_schema, recognise, stored_name
+from numbre.batch.records import arrow_schema, recognise
 from numbre.batch.store import Store
 from numbre.errors import NumbreError
+from numbre.text import utf8_text
 
 INSTALL = "pip install 'numbre[cluster]'"
 # Images per map_batches call: large enough that Ray's per-call cost (about a millisecond) is
@@ -91,7 +92,7 @@ class Reader:
     def __call__(self, batch) -> Any:
         import pyarrow as pa
 
-        rows = [recognise(self.recognizer, self.mode, stored_name(path), data)
+        rows = [recognise(self.recognizer, self.mode, utf8_text(path), data)
                 for path, data in zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist(),
                                       strict=True)]
         return pa.Table.from_pylist(rows, schema=self.schema)
@@ -149,8 +150,8 @@ def run_batch(inputs: Inputs, out: Path, *, mode: str = "digit", model: Path | s
     store = Store.open(out, mode, format)
     done = store.done()
     summary = Summary()
-    todo = [path for path in inputs.paths if stored_name(path) not in done]
-    missing = [(stored_name(path), error) for path, error in inputs.missing if stored_name(path) not in done]
+    todo = [path for path in inputs.paths if utf8_text(path) not in done]
+    missing = [(utf8_text(path), error) for path, error in inputs.missing if utf8_text(path) not in done]
     summary.skipped = len(inputs.paths) + len(inputs.missing) - len(todo) - len(missing)
     if missing:
         import pyarrow as pa

@@ -55,7 +55,7 @@ def evaluate(model: Path | None, data: str | None, other_data: bool, as_json: bo
                                "dataset": dataset.name, "data_checksum": dataset.checksum,
                                **metrics.to_dict()}))
         return
-    from numbre.model.file import clip_text, escape_text
+    from numbre.text import clip_text, escape_text
 
     # The architecture is the model file's text: shown cut short, its control characters escaped.
     click.echo(f"model {path} ({clip_text(escape_text(architecture))}) on {dataset.name} test set")

@@ -23,29 +23,13 @@ from pathlib import Path
 import click
 
 from numbre.errors import NumbreError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
+from numbre.reading.limits import IMAGE_SUFFIXES
+from numbre.text import escape_text, utf8_text
 
 inputs_argument = click.argument("inputs", nargs=-1, required=True)
 model_option = click.option("--model", "-m", type=click.Path(path_type=Path), default=None,
                             help="An ONNX model, model file or run folder (default: the shipped model).")
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-
-
-def shown_name(text: str) -> str:
-    """`text` (a file or class name) on one line of tab-separated output (see `escape_text`)."""
-    from numbre.model.file import escape_text  # numpy: not for commands that never read an image
-
-    return escape_text(text)
-
-
-def json_text(text: str) -> str:
-    """`text` as valid UTF-8 for JSON: bytes of a file name that are not UTF-8 (kept by os.fsdecode
-    as lone surrogates, which no UTF-8 JSON reader accepts) become the text \\xHH."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _standard_input() -> tuple[bytes | None, str | None]:
@@ -99,14 +83,14 @@ def run_each(inputs: tuple[str, ...], as_json: bool, handle: Callable[[str, byte
         if error is not None:
             failed += 1
             if as_json:
-                click.echo(json.dumps({"file": json_text(name), "error": json_text(error)}))
+                click.echo(json.dumps({"file": utf8_text(name), "error": utf8_text(error)}))
             named = error if name in error else f"{name}: {error}"  # image errors name their file
-            click.echo(f"numbre: error: {shown_name(named)}", err=True)
+            click.echo(f"numbre: error: {escape_text(named)}", err=True)
             continue
         if as_json:  # allow_nan=False: a non-finite number is a bug to report, never bare NaN
-            click.echo(json.dumps({"file": json_text(name), **result}, allow_nan=False))
+            click.echo(json.dumps({"file": utf8_text(name), **result}, allow_nan=False))
         else:
-            click.echo(show(shown_name(name), result))
+            click.echo(show(escape_text(name), result))
     if failed:
         sys.exit(1)
 
@@ -146,7 +130,7 @@ def predict(inputs: tuple[str, ...], model: Path | None, as_json: bool, explain:
         if result["digit"] is None:
             return f"{name}\t-\t{result['reason']}"
         # The class's name: "7" for a digit model, "Sandal" for one trained on Fashion-MNIST.
-        label = shown_name(recognizer.class_names[result["digit"]])
+        label = escape_text(recognizer.class_names[result["digit"]])
         return f"{name}\t{label}\t{result['confidence']:.1%}"
 
     run_each(inputs, as_json, handle, show)

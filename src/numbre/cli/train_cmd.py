@@ -77,6 +77,7 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     from numbre.atomic import prepare_folder
     from numbre.data import load_dataset
     from numbre.errors import TrainingError
+    from numbre.model.rejection import META_KEY
     from numbre.model.zoo import get_entry
     from numbre.training.checkpoint import checkpoint_config, read_checkpoint
     from numbre.training.config import TrainConfig
@@ -152,7 +153,7 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     click.echo(f"test accuracy {result.test.accuracy:.2%}  loss {result.test.loss:.4f}  "
                f"({result.test.errors} errors in {result.test.count:,}){stopped}")
     click.echo(f"training {result.train_seconds:.1f} s, whole command {total:.1f} s")
-    if len(trainer.x_val):
+    if META_KEY in result.extra:  # the trainer fitted a rejection and recorded it in the model file
         click.echo(f"not a digit: fitted on {len(trainer.x_val):,} validation images; `numbre predict` "
                    "says it for images the model does not recognise as one of its classes")
     else:

@@ -7,7 +7,6 @@ Everything is held in memory as uint8 arrays: MNIST is 55 MB.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import zipfile
@@ -18,7 +17,7 @@ import numpy as np
 
 from numbre.data import idx
 from numbre.data.fetch import fetch, sha256
-from numbre.data.known import IDX_FILES, MNIST, DatasetSpec, identify
+from numbre.data.known import IDX_FILES, MNIST, DatasetSpec, files_checksum, identify
 from numbre.errors import DataError
 
 CACHE_ENV = "NUMBRE_CACHE"
@@ -54,8 +53,7 @@ class Dataset:
         It is the same whether the data came as IDX files, gzipped or not, or as
         an .npz with the same arrays, so a model card's checksum names the data.
         """
-        joined = "\n".join(f"{name} {self.file_sha256[name]}" for name in IDX_FILES)
-        return hashlib.sha256(joined.encode()).hexdigest()
+        return files_checksum(self.file_sha256)
 
     @property
     def num_classes(self) -> int:

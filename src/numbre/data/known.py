@@ -8,7 +8,9 @@ mirrors serve them are checked too, before anything is decompressed.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 IMAGE_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 LABEL_FILES = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
@@ -104,3 +106,23 @@ def identify(raw_sha256: dict[str, str]) -> DatasetSpec | None:
         if spec.raw_sha256 == raw_sha256:
             return spec
     return None
+
+
+# Where system packages install a known dataset: Debian's dataset-fashion-mnist puts it here.
+SYSTEM_FOLDERS = {"Fashion-MNIST": (Path("/usr/share/datasets/fashion-mnist"),)}
+
+
+def files_checksum(file_sha256: dict[str, str]) -> str:
+    """One SHA-256 for a whole dataset: the digest of its four files' digests (`Dataset.checksum`)."""
+    joined = "\n".join(f"{name} {file_sha256[name]}" for name in IDX_FILES)
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def spec_checksum(spec: DatasetSpec) -> str:
+    """The `Dataset.checksum` a known dataset has, from its file digests, without reading it."""
+    return files_checksum(spec.raw_sha256)
+
+
+def identify_checksum(checksum: str) -> DatasetSpec | None:
+    """The known dataset whose `Dataset.checksum` this is (what a model file records), if any."""
+    return next((spec for spec in KNOWN_DATASETS if spec_checksum(spec) == checksum), None)

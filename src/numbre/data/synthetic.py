@@ -52,7 +52,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from numbre.data.drawn import _arc, _erase_band, _paper, _to_uint8, _touching_left, render
+from numbre.data.drawn import arc, erase_band, paper_texture, render, to_uint8, touching_left
 
 SPLITS = ("train", "heldout")
 MEDIA = ("scan", "photo", "canvas")
@@ -70,13 +70,13 @@ def _seq(*parts: Sequence[Point]) -> list[Point]:
     return [point for part in parts for point in part]
 
 
-_LOOP9 = _arc(0.36, 0.28, 0.26, 0.27, 0, -360, 9)
-_TOP2 = _arc(0.35, 0.28, 0.3, 0.27, 200, 360, 5)
+_LOOP9 = arc(0.36, 0.28, 0.26, 0.27, 0, -360, 9)
+_TOP2 = arc(0.35, 0.28, 0.3, 0.27, 200, 360, 5)
 
 ALLOGRAPHS: dict[int, dict[str, Strokes]] = {
-    0: {"round": [_arc(0.35, 0.5, 0.33, 0.49, -100, 268, 12)],
-        "narrow": [_arc(0.35, 0.5, 0.19, 0.49, -100, 265, 12)],
-        "overlap": [_arc(0.35, 0.5, 0.31, 0.48, -45, 345, 12)]},
+    0: {"round": [arc(0.35, 0.5, 0.33, 0.49, -100, 268, 12)],
+        "narrow": [arc(0.35, 0.5, 0.19, 0.49, -100, 265, 12)],
+        "overlap": [arc(0.35, 0.5, 0.31, 0.48, -45, 345, 12)]},
     1: {"plain": [[(0.38, 0.0), (0.35, 1.0)]],
         "flagged": [[(0.16, 0.22), (0.4, 0.0), (0.4, 0.0), (0.36, 1.0)]],
         "flagged base": [[(0.16, 0.22), (0.4, 0.0), (0.4, 0.0), (0.36, 1.0)], [(0.12, 1.0), (0.62, 0.99)]],
@@ -85,21 +85,21 @@ ALLOGRAPHS: dict[int, dict[str, Strokes]] = {
         "looped": [_seq(_TOP2, [(0.55, 0.55), (0.22, 0.84), (0.1, 0.98), (0.22, 1.0), (0.28, 0.9),
                                 (0.18, 0.86), (0.14, 0.95), (0.35, 1.0), (0.7, 0.97)])],
         "z-shaped": [[(0.05, 0.04), (0.65, 0.02), (0.65, 0.02), (0.04, 1.0), (0.04, 1.0), (0.7, 1.0)]]},
-    3: {"round": [_seq(_arc(0.33, 0.25, 0.28, 0.24, 200, 450, 7), _arc(0.33, 0.73, 0.32, 0.27, 270, 520, 8))],
+    3: {"round": [_seq(arc(0.33, 0.25, 0.28, 0.24, 200, 450, 7), arc(0.33, 0.73, 0.32, 0.27, 270, 520, 8))],
         "flat top": [_seq([(0.05, 0.02), (0.62, 0.02), (0.62, 0.02), (0.28, 0.42), (0.28, 0.42)],
-                          _arc(0.33, 0.7, 0.32, 0.29, 260, 520, 8))]},
+                          arc(0.33, 0.7, 0.32, 0.29, 260, 520, 8))]},
     4: {"closed": [[(0.5, 0.0), (0.03, 0.66), (0.03, 0.66), (0.7, 0.66)], [(0.53, 0.25), (0.53, 1.0)]],
         "open": [[(0.12, 0.0), (0.08, 0.62), (0.08, 0.62), (0.7, 0.62)], [(0.55, 0.05), (0.53, 1.0)]],
         "curved open": [[(0.1, 0.0), (0.06, 0.38), (0.16, 0.6), (0.42, 0.64), (0.7, 0.58)],
                         [(0.56, 0.05), (0.52, 1.0)]]},
     5: {"two strokes": [_seq([(0.13, 0.02), (0.09, 0.45), (0.09, 0.45)],
-                             _arc(0.32, 0.68, 0.3, 0.29, 230, 490, 7)),
+                             arc(0.32, 0.68, 0.3, 0.29, 230, 490, 7)),
                         [(0.13, 0.02), (0.66, 0.0)]],
         "one stroke": [_seq([(0.66, 0.0), (0.13, 0.02), (0.13, 0.02), (0.09, 0.45), (0.09, 0.45)],
-                            _arc(0.32, 0.68, 0.3, 0.29, 230, 490, 7))]},
-    6: {"curved": [_seq([(0.6, 0.02)], _arc(0.63, 0.62, 0.55, 0.6, 250, 185, 4),
-                        _arc(0.35, 0.72, 0.28, 0.27, 180, 530, 9))],
-        "straight stem": [_seq([(0.56, 0.0), (0.08, 0.7)], _arc(0.35, 0.74, 0.27, 0.25, 180, 530, 9))]},
+                            arc(0.32, 0.68, 0.3, 0.29, 230, 490, 7))]},
+    6: {"curved": [_seq([(0.6, 0.02)], arc(0.63, 0.62, 0.55, 0.6, 250, 185, 4),
+                        arc(0.35, 0.72, 0.28, 0.27, 180, 530, 9))],
+        "straight stem": [_seq([(0.56, 0.0), (0.08, 0.7)], arc(0.35, 0.74, 0.27, 0.25, 180, 530, 9))]},
     7: {"plain": [[(0.02, 0.03), (0.7, 0.0), (0.7, 0.0), (0.28, 1.0)]],
         "crossbar": [[(0.02, 0.03), (0.7, 0.0), (0.7, 0.0), (0.28, 1.0)], [(0.2, 0.52), (0.66, 0.5)]],
         "curved stem": [[(0.02, 0.03), (0.7, 0.0), (0.7, 0.0), (0.46, 0.4), (0.33, 0.75), (0.31, 1.0)]],
@@ -108,7 +108,7 @@ ALLOGRAPHS: dict[int, dict[str, Strokes]] = {
     8: {"one stroke": [[(0.6, 0.12), (0.35, 0.0), (0.12, 0.15), (0.2, 0.38), (0.5, 0.56), (0.65, 0.78),
                         (0.4, 1.0), (0.08, 0.85), (0.15, 0.6), (0.45, 0.42), (0.58, 0.24), (0.5, 0.05),
                         (0.33, 0.0)]],
-        "two loops": [_arc(0.35, 0.24, 0.23, 0.23, 90, 450, 9), _arc(0.35, 0.72, 0.28, 0.27, -90, 270, 10)],
+        "two loops": [arc(0.35, 0.24, 0.23, 0.23, 90, 450, 9), arc(0.35, 0.72, 0.28, 0.27, -90, 270, 10)],
         "s and line": [[(0.62, 0.1), (0.35, 0.0), (0.1, 0.18), (0.35, 0.48), (0.62, 0.75), (0.38, 1.0),
                         (0.08, 0.84), (0.08, 0.84), (0.62, 0.1)]]},
     9: {"curved tail": [_seq(_LOOP9, [(0.62, 0.5), (0.56, 0.84), (0.42, 1.0), (0.24, 0.95)])],
@@ -372,7 +372,7 @@ def page_image(ink: np.ndarray, writer: Writer, rng: np.random.Generator, height
     strength = rng.uniform(0.55, 0.95)
     photo = writer.medium == "photo"
     if photo:  # uneven light, tinted paper with grain
-        paper = _paper(ink.shape, rng, gradient=0.3)
+        paper = paper_texture(ink.shape, rng, gradient=0.3)
     else:  # a flatbed scan: one even paper level
         paper = np.full((*ink.shape, 3), rng.uniform(0.85, 1.0), np.float32)
     cover = (ink * strength)[..., None]
@@ -382,7 +382,7 @@ def page_image(ink: np.ndarray, writer: Writer, rng: np.random.Generator, height
         image = ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0))
     if writer.noise > 0:
         image = image + rng.normal(0.0, writer.noise, size=image.shape[:2])[..., None]
-    picture = Image.fromarray(_to_uint8(image), "RGB")
+    picture = Image.fromarray(to_uint8(image), "RGB")
     if photo:  # a phone photo: a slight turn and JPEG compression
         picture = picture.rotate(rng.uniform(-6, 6), resample=Image.BILINEAR,
                                  fillcolor=picture.getpixel((0, 0)))
@@ -503,7 +503,7 @@ def synth_number(digits: Sequence[int], rng: np.random.Generator, *, split: str 
     if kind == "broken":
         cut = rng.random(len(shapes)) < 0.5
         cut[rng.integers(len(shapes))] = True
-        shapes = [_erase_band(shape, rng, pen) if chosen else shape
+        shapes = [erase_band(shape, rng, pen) if chosen else shape
                   for shape, chosen in zip(shapes, cut, strict=True)]
     line_height = int(max(shape.shape[0] for shape in shapes) + 0.3 * tall) + 4
     right_edge = np.full(line_height, -1, np.int64)
@@ -515,7 +515,7 @@ def synth_number(digits: Sequence[int], rng: np.random.Generator, *, split: str 
             left = 0
         elif kind == "touching":
             # Strokes overlap by 1-3 px, boxes by at most a fifth of the narrower digit (as in drawn.py).
-            left = max(_touching_left(shape, top, right_edge, overlap=int(rng.integers(1, 4))),
+            left = max(touching_left(shape, top, right_edge, overlap=int(rng.integers(1, 4))),
                        cursor - int(0.2 * min(shape.shape[1], widths[-1])))
         else:
             left = cursor + int(rng.uniform(0.1, 0.4) * tall)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from numbre.data import Dataset
-from numbre.data.known import IDX_FILES, KNOWN_DATASETS, MNIST, DatasetSpec
+from numbre.data.known import MNIST, SYSTEM_FOLDERS, identify_checksum
 from numbre.errors import DataError, NumbreError
-from numbre.model.file import clip_text, escape_text
 from numbre.model.metrics import Metrics, compute_metrics
 from numbre.model.rejection import NOT_A_DIGIT
+from numbre.text import clip_text, escape_text
 
 SHOWN_NAME = 40  # characters of a class name the table shows
 
@@ -55,16 +54,6 @@ def check_classes(names: list[str], path, dataset, *, advice: str = "evaluate it
                           f"{dataset.name} has {dataset.num_classes}; {advice}")
 
 
-# Where system packages install a known dataset: Debian's dataset-fashion-mnist puts it here.
-SYSTEM_FOLDERS = {"Fashion-MNIST": (Path("/usr/share/datasets/fashion-mnist"),)}
-
-
-def spec_checksum(spec: DatasetSpec) -> str:
-    """The `Dataset.checksum` a known dataset has, from its file digests, without reading it."""
-    joined = "\n".join(f"{name} {spec.raw_sha256[name]}" for name in IDX_FILES)
-    return hashlib.sha256(joined.encode()).hexdigest()
-
-
 def recorded_data(meta: dict[str, Any]) -> dict[str, Any] | None:
     """What a model file says about its training data (name, checksum, where it was read), or None
     for a file that does not say (made outside `numbre train`)."""
@@ -89,7 +78,7 @@ def _where_to_find(data: dict[str, Any]) -> str:
     source = data.get("source")
     if isinstance(source, str) and Path(source).is_absolute():  # `numbre train --data` records it so
         return f"--data {_shown(source, limit=1000)}"  # a path, cut only when absurdly long
-    spec = next((spec for spec in KNOWN_DATASETS if spec_checksum(spec) == data["checksum"]), None)
+    spec = identify_checksum(data["checksum"])
     if spec is MNIST:
         return "no --data at all (numbre reads MNIST from its cache, fetching it when missing)"
     folders = SYSTEM_FOLDERS.get(spec.name, ()) if spec is not None else ()
@@ -144,7 +133,7 @@ def dataset_for_model(meta: dict[str, Any], path: Any, data: str | None, *, quie
         check_model_data(meta, path, dataset)
         return dataset
     checksum = recorded["checksum"]
-    spec = next((spec for spec in KNOWN_DATASETS if spec_checksum(spec) == checksum), None)
+    spec = identify_checksum(checksum)
     if spec is MNIST:  # from the cache, fetched into it if missing, as with no model to go by
         dataset = load_cached(MNIST, quiet)
         check_model_data(meta, path, dataset)

@@ -32,6 +32,7 @@ import numpy as np
 
 from numbre.atomic import atomic_save
 from numbre.errors import ModelFileError
+from numbre.text import clip_text
 
 FORMAT = "numbre-model"
 FORMAT_VERSION = 2  # 2 added the metadata digest; version 1 files (no such digest) are still read
@@ -40,43 +41,9 @@ MAX_CLASSES = 1_000  # class names a model may declare; MNIST-style datasets hav
 META_DIGEST = "meta_sha256"  # required from format version 2; in version 1 files only weights are checked
 DEFAULT_MODEL = Path(__file__).parents[1] / "pretrained" / "numbre-default.safetensors"
 
-MAX_SHOWN = 200  # characters of a model's own text (a name, a class) an error message repeats
 
 # Pixels are divided by 255; images are white ink on black, as MNIST stores them.
 INPUT_SPEC = {"height": 28, "width": 28, "scale": 1 / 255, "ink": "light-on-dark"}
-
-
-def clip_text(text: object, limit: int = MAX_SHOWN) -> str:
-    """`text` as shown inside a message: at most `limit` characters, cut with an ellipsis.
-
-    A model file's metadata is the file author's text; a 10 MB architecture name
-    must not become a 10 MB error line.
-    """
-    text = str(text)
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
-
-
-_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
-
-def escape_text(text: str) -> str:
-    """`text` (a class name from a model file, a file name) safe on one line of a terminal or of
-    tab-separated output: a backslash, tab, newline or carriage return becomes its backslash escape,
-    any other control character (an ANSI escape's ESC, DEL, C1 codes, line separators) \\xHH or
-    \\uHHHH, and a byte of a file name that is not UTF-8 (a lone surrogate from os.fsdecode) \\xHH.
-    Backslashes are doubled, so the text maps back to the original."""
-    out = []
-    for char in text:
-        code = ord(char)
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode keeps it
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000 or code in (0x2028, 0x2029):
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def first_non_finite(tensors: dict[str, np.ndarray]) -> str | None:

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from numbre.errors import ModelFileError
-from numbre.model.file import ModelFile, clip_text, load_model_file
+from numbre.model.file import ModelFile, load_model_file
 from numbre.model.zoo import create_model, list_models
+from numbre.text import clip_text
 
 EVAL_BATCH = 500  # fits in L2 cache on small CPUs; larger batches were slower here
 

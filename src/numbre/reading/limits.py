@@ -13,3 +13,8 @@ MAX_PIXELS = 40_000_000  # a 48-megapixel camera is the largest common source
 # allowed pixel: 160 MB at 40 MP, an RGBA image of the full pixel limit (see images.decoded_bytes).
 DECODED_BYTES_PER_PIXEL = 4
 MAX_DECODED_BYTES = MAX_PIXELS * DECODED_BYTES_PER_PIXEL
+
+# File name endings of the formats the image reader decodes: how a folder's images are told from
+# its other files by `numbre predict` and `numbre batch`.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                            ".pgm", ".ppm", ".pbm"})

@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 
 from numbre.errors import ModelFileError
-from numbre.model.file import clip_text
 from numbre.model.onnx_model import DEFAULT_ONNX, OnnxModel
 from numbre.model.rejection import NOT_A_DIGIT, Rejector
 from numbre.reading.images import ImageSource
 from numbre.reading.preprocess import SIDE, InkMap, center_ink, ink_map
 from numbre.reading.read_line import read_line
 from numbre.reading.segment import count_digits
+from numbre.text import clip_text
 
 Box = tuple[int, int, int, int]
 
