@@ -8,7 +8,7 @@ front ends (`numbre.cli`, `numbre.web`, `numbre.desktop`) -> `numbre.insight` (e
 explanations, reports, the leaderboard) -> `numbre.training` (the training loop) and
 `numbre.reading` (images, the one preprocessing pipeline, segmentation, the Recognizer) ->
 `numbre.model` (the zoo, model files, ONNX, rejection, metrics) -> `numbre.data` (sources, cache,
-checksums) -> the core (`numbre.errors`, `numbre.atomic`). Training needs the `train` extra
+checksums) -> the core (`numbre.errors`, `numbre.atomic`, `numbre.text`). Training needs the `train` extra
 (PyTorch); reading digits does not.
 """
 
