@@ -10,6 +10,7 @@ Also times to_mnist on 280x280 canvas PNGs (bytes in, 28x28 out) next to
 PNG decoding alone, and split_digits on a five-digit 1000x200 line.
 
 Run:  python benchmarks/drawn_accuracy.py [--model PATH] [--n 2000] [--ablation] [--timing-only]
+      python benchmarks/drawn_accuracy.py --lines none   # numbers read by cutting alone (no line model)
       python benchmarks/drawn_accuracy.py --calibrate   # MNIST's stroke width for preprocess.STROKE_TARGET
 """
 
@@ -114,6 +115,19 @@ def number_table(recognizer: Recognizer, count: int, seed: int) -> None:
               f"| {answered / count:.2%} |")
 
 
+def read_timing(recognizer: Recognizer, seed: int, runs: int = 200) -> None:
+    """Median time of `Recognizer.read` on one 6-digit line (MNIST test digits, 200 px tall, paper)."""
+    mnist = load_dataset(quiet=True)
+    rng = np.random.default_rng(seed)
+    line = drawn_number([mnist.x_test[i] for i in range(10, 16)], rng, height=200)
+    data = png_bytes(line)
+    reader = "line model" if recognizer.line_model is not None else "cutting alone"
+    print(f"\n| Recognizer.read ({reader}), 6 digits | median ms |\n|---|---:|")
+    size = f"{line.shape[1]}x{line.shape[0]}"
+    print(f"| array {size} | {median_ms(lambda: recognizer.read(line), runs):.2f} |")
+    print(f"| PNG bytes {size} | {median_ms(lambda: recognizer.read(data), runs):.2f} |")
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "PNG")
@@ -179,15 +193,21 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="also measure without each optional step")
     parser.add_argument("--timing-only", action="store_true", help="only the timings (no model needed)")
     parser.add_argument("--calibrate", action="store_true", help="only print MNIST's stroke width")
+    parser.add_argument("--lines", default="shipped",
+                        help="line model for numbers: an ONNX file of numbre train-lines, 'shipped' "
+                             "(default) or 'none' (cut into digits alone)")
     args = parser.parse_args()
     if args.calibrate:
         calibrate(args.n)
         return
     if not args.timing_only:
-        recognizer = Recognizer.load(args.model)
-        print(f"model: {recognizer.model.path} ({recognizer.meta['architecture']})")
+        lines = {"shipped": True, "none": False}.get(args.lines, args.lines)
+        recognizer = Recognizer.load(args.model, lines=lines)
+        line_model = recognizer.line_model.path if recognizer.line_model is not None else "none"
+        print(f"model: {recognizer.model.path} ({recognizer.meta['architecture']}); line model: {line_model}")
         accuracy_table(recognizer, args.n, args.seed, args.ablation)
         number_table(recognizer, args.numbers, args.seed)
+        read_timing(recognizer, args.seed)
     timings(args.seed)
 
 

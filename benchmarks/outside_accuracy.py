@@ -22,6 +22,7 @@ process each, on whatever else the machine is doing.
 
 Run:  python benchmarks/outside_accuracy.py [--digits 1000] [--numbers 100] [--split heldout] [--seed 0]
       python benchmarks/outside_accuracy.py --speed [100000]   # synthesiser: images/s, median of 3
+      python benchmarks/outside_accuracy.py --no-tesseract --lines none   # numbre alone, numbers by cutting
       (Tesseract: apt-get install -y tesseract-ocr tesseract-ocr-eng; without it only numbre is measured)
 """
 
@@ -166,6 +167,11 @@ def main() -> None:
     parser.add_argument("--speed", type=int, nargs="?", const=100_000, default=None, metavar="COUNT",
                         help="time the synthesiser instead (default 100,000 images)")
     parser.add_argument("--workers", type=int, default=2, help="processes for --speed (default 2)")
+    parser.add_argument("--no-tesseract", action="store_true",
+                        help="measure numbre alone (Tesseract is slow)")
+    parser.add_argument("--lines", default="shipped",
+                        help="numbre's line model for numbers: an ONNX file of numbre train-lines, "
+                             "'shipped' (default) or 'none' (cut into digits alone)")
     args = parser.parse_args()
     if args.speed:
         synthesiser_speed(args.speed, args.workers)
@@ -176,8 +182,9 @@ def main() -> None:
     numbers = {kind: synth_numbers(args.numbers, args.seed, split=args.split, kind=kind)
                for kind in NUMBER_KINDS}
 
-    recognizer = Recognizer.load(args.model)
-    engines = tesseract_engines()
+    lines = {"shipped": True, "none": False}.get(args.lines, args.lines)
+    recognizer = Recognizer.load(args.model, lines=lines)
+    engines = [] if args.no_tesseract else tesseract_engines()
     readers: dict[str, tuple[Callable, Callable]] = {
         "numbre (shipped model)": (
             lambda pictures: numbre_read(recognizer, [png_bytes(p) for p in pictures], numbre_digit),
@@ -191,7 +198,9 @@ def main() -> None:
     count = sum(len(found) for found in numbers.values())
     print(f"{args.split} writers of numbre.data.synthetic, seed {args.seed}: {len(images)} single digits, "
           f"{count} numbers of 2-10 digits ({args.numbers} each {', '.join(NUMBER_KINDS)})")
-    if not engines:
+    if args.no_tesseract:
+        print("(Tesseract left out: --no-tesseract)")
+    elif not engines:
         print("(tesseract is not installed: apt-get install -y tesseract-ocr tesseract-ocr-eng)")
     print()
     header = ["reader", "single digits", "ms/digit"] + [f"numbers {kind}" for kind in NUMBER_KINDS] + \

@@ -45,6 +45,7 @@ def _register() -> None:
         evaluate_cmd,
         explain_cmd,
         export_cmd,
+        lines_cmd,
         models_cmd,
         predict_cmd,
         report_cmd,
@@ -66,6 +67,8 @@ def _register() -> None:
     cli.add_command(serve_cmd.serve)
     cli.add_command(draw_cmd.draw)
     cli.add_command(batch_cmd.batch)
+    cli.add_command(lines_cmd.train_lines)
+    cli.add_command(lines_cmd.export_lines)
 
 
 _register()

@@ -140,11 +140,17 @@ def predict(inputs: tuple[str, ...], model: Path | None, as_json: bool, explain:
 @inputs_argument
 @model_option
 @json_option
-def read(inputs: tuple[str, ...], model: Path | None, as_json: bool) -> None:
+@click.option("--line-model", "line_model", default=None, metavar="PATH|shipped|none",
+              help="The line model that reads a whole number in one pass: an ONNX file of numbre "
+                   "export-lines, 'shipped', or 'none' (cut into digits only). Default: the shipped one "
+                   "with the shipped digit model, none with a --model of your own.")
+def read(inputs: tuple[str, ...], model: Path | None, as_json: bool, line_model: str | None) -> None:
     """Read each image in INPUTS as a written number: one line of digits, any count."""
     from numbre.reading.recognize import Recognizer
 
-    recognizer = Recognizer.load(model)
+    lines: Path | bool | None = {None: None, "shipped": True, "none": False}.get(
+        line_model.lower() if line_model is not None else None, Path(line_model or "."))
+    recognizer = Recognizer.load(model, lines=lines)
 
     def handle(name: str, source: bytes | Path) -> dict:
         return recognizer.read(source).to_dict()

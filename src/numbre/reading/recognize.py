@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 
 from numbre.errors import ModelFileError
+from numbre.model.line_model import DEFAULT_LINE_ONNX, LineModel
 from numbre.model.onnx_model import DEFAULT_ONNX, OnnxModel
 from numbre.model.rejection import NOT_A_DIGIT, Rejector
 from numbre.reading.images import ImageSource
+from numbre.reading.line_reader import read_tokens
 from numbre.reading.preprocess import SIDE, InkMap, center_ink, ink_map
 from numbre.reading.read_line import read_line
 from numbre.reading.segment import count_digits
@@ -44,6 +46,14 @@ SEVERAL = "several digits"
 # 1,000 drawn ones and 400 drawn numbers of 2-3 digits: pieces alone call 3.3% of single digits
 # "several"; with this check 0.2%, while 97% of the numbers are still called "several digits".
 SURE_ALONE = 0.9
+# `read` takes the line model's number without also cutting the line into digits when its least sure
+# digit is at least this probable; below it, both readers read and the surer one's number is kept.
+# Chosen on 240 drawn lines of MNIST test digits (seed 21, not the benchmark's): see docs/model-card.md.
+LINE_SURE = 0.98
+
+
+def _least_sure(reading: Reading) -> float:
+    return min((digit.confidence for digit in reading.digits), default=0.0)
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,7 @@ def _finite(value: float) -> float:
 class Recognizer:
     """A model plus the rules for trusting it; cheap to call, safe to share between threads."""
 
-    def __init__(self, model: OnnxModel) -> None:
+    def __init__(self, model: OnnxModel, line_model: LineModel | None = None) -> None:
         names = model.class_names
         if not (len(names) == 10 or (len(names) == 11 and names[10] == NOT_A_DIGIT)):
             shown = ", ".join(clip_text(name, 40) for name in names[:4])
@@ -111,11 +121,26 @@ class Recognizer:
         self.model = model
         self.class_names = names[:10]
         self.rejector = Rejector.from_meta(model.meta)
+        self.line_model = line_model  # reads whole numbers in one pass (`read`); None: by cutting alone
 
     @classmethod
-    def load(cls, path: Path | str | None = None, *, threads: int | None = None) -> Recognizer:
-        """The shipped model, an ONNX file, or a model file / run folder (exported on first use)."""
-        return cls(OnnxModel.load(resolve_onnx(path), threads=threads))
+    def load(cls, path: Path | str | None = None, *, threads: int | None = None,
+             lines: Path | str | bool | None = None) -> Recognizer:
+        """The shipped model, an ONNX file, or a model file / run folder (exported on first use).
+
+        `lines`: the line model `read` uses (True: the shipped one, when installed; False: none, numbers
+        are then cut into digits by `numbre.reading.read_line` alone; or an ONNX file of
+        `numbre train-lines`). None (the default) pairs the shipped line model with the shipped digit
+        model only: a model of your own then reads numbers alone, so what you measure is your model.
+        """
+        if lines is None:
+            lines = path is None
+        line_model = None
+        if lines is True:
+            line_model = LineModel.load(DEFAULT_LINE_ONNX) if DEFAULT_LINE_ONNX.is_file() else None
+        elif lines is not False:
+            line_model = LineModel.load(lines)
+        return cls(OnnxModel.load(resolve_onnx(path), threads=threads), line_model)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -157,13 +182,55 @@ class Recognizer:
     def read(self, image: ImageSource) -> Reading:
         """Read one line of written digits, any count, left to right.
 
-        Where one digit ends and the next begins is chosen by how the network
-        reads the candidate pieces (`numbre.reading.read_line`), so touching and broken
-        digits come apart and together right far more often than by shape alone.
+        The line model (`numbre.reading.line_reader`) reads the whole line in one
+        pass, no cutting. When it is unsure of a digit (LINE_SURE), the line is also
+        cut into digits where the digit network reads the pieces best
+        (`numbre.reading.read_line`), and the reading whose least sure digit is
+        surer wins. Ink the line model calls "not a digit" makes the number
+        unreadable, as does a piece the cutting reader rejects when neither reads
+        a number.
         """
         found = ink_map(image)
         if found.empty:
             return Reading(None, (), EMPTY)
+        if self.line_model is None:
+            return self._read_by_cutting(found)
+        whole, doubted = self._read_in_one_pass(found)
+        if whole is not None and whole.number is not None and _least_sure(whole) >= LINE_SURE:
+            return whole  # read surely in one pass: no cutting needed
+        cut = self._read_by_cutting(found)
+        if whole is None or (whole.number is None and cut.number is None):
+            return cut  # neither reads a number: the cutting reader's digits say which ink is no digit
+        if whole.number is None:
+            return whole  # the line model saw ink that is no digit (a scribble)
+        if cut.number is None:
+            # Only the line model reads a number. An unsure digit of it that the digit model rejects
+            # too is more likely a scribble read as digits: the cutting reader's refusal stands.
+            return cut if doubted else whole
+        return whole if _least_sure(whole) >= _least_sure(cut) else cut
+
+    def _read_in_one_pass(self, found: InkMap) -> tuple[Reading | None, bool]:
+        """The line model's reading (see `numbre.reading.line_reader`), each digit's box cut out for
+        what the network saw, or None when the line model sees no symbol in the ink; and whether the
+        digit model rejects the box of a digit the line model read less surely than LINE_SURE."""
+        line = read_tokens(found, self.line_model)
+        if not line.tokens:
+            return None, False
+        images = np.stack([center_ink(found.ink, box=box) for box in line.boxes])
+        digits = tuple(
+            Prediction(token.digit, token.probability, token.digit_probabilities, image, found.input_box(box),
+                       NOT_A_DIGIT if token.digit is None else None)
+            for token, image, box in zip(line.tokens, images, line.boxes, strict=True))
+        unsure = [index for index, token in enumerate(line.tokens) if token.probability < LINE_SURE]
+        doubted = False
+        if unsure:  # the digit model looks only at digits the line model is unsure of
+            checked = self._decide(self._logits(images[unsure]), images[unsure])
+            doubted = any(check.reason is not None for check in checked)
+        if any(digit.digit is None for digit in digits):
+            return Reading(None, digits, NOT_A_DIGIT), doubted
+        return Reading("".join(str(digit.digit) for digit in digits), digits), doubted
+
+    def _read_by_cutting(self, found: InkMap) -> Reading:
         line = read_line(found.ink, self._logits, self.rejector)
         if not line.boxes:
             return Reading(None, (), EMPTY)

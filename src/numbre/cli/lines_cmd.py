@@ -1,0 +1,139 @@
+"""`numbre train-lines` and `numbre export-lines`: the whole-number line reader's model.
+
+train-lines makes synthetic lines (numbre.data.lines: MNIST training digits and
+the synthesiser's training writers), sends each through the reading pipeline
+(ink_map, then the line network's input) exactly as `numbre read` will, trains
+the CTC line network (numbre.training.lines) and writes the run folder:
+line-model.pt (weights), line-model.onnx (what reading uses) and
+history.json (settings and figures per epoch).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import click
+import numpy as np
+
+from numbre.cli.options import data_option, require_torch
+
+_DIGITS: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}  # per process: --data -> training digits
+CHECK_SEED_OFFSET = 1000  # the check lines come from seed + this: never the training lines
+
+
+def _training_digits(data: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The training part of --data (MNIST by default), loaded once per process."""
+    if data not in _DIGITS:
+        from numbre.data import load_dataset
+
+        found = load_dataset(data, quiet=True)
+        _DIGITS[data] = (found.x_train, found.y_train)
+    return _DIGITS[data]
+
+
+def _prepared_chunk(task: tuple[str | None, int, int, int, float]) -> tuple[list[np.ndarray],
+                                                                          list[tuple[int, ...]]]:
+    """Lines start..stop of `seed` as the network's uint8 inputs and their labels (empty ones dropped)."""
+    from numbre.data.lines import make_lines
+    from numbre.reading.line_reader import prepare_line
+    from numbre.reading.preprocess import ink_map
+
+    data, seed, start, stop, junk = task
+    images, labels = _training_digits(data)
+    out_images, out_labels = [], []
+    for line in make_lines(stop - start, seed, images, labels, start=start, junk_share=junk):
+        prepared = prepare_line(ink_map(line.image))
+        if prepared is None:
+            continue
+        out_images.append(np.round(prepared.image * 255).astype(np.uint8))
+        out_labels.append(line.labels)
+    return out_images, out_labels
+
+
+def prepared_lines(count: int, seed: int, workers: int, data: str | None = None,
+                   junk: float | None = None) -> tuple[list[np.ndarray], list[tuple[int, ...]]]:
+    """`count` synthetic lines of `seed` through the reading pipeline, in `workers` processes."""
+    from numbre.data.lines import JUNK_SHARE
+
+    share = JUNK_SHARE if junk is None else junk
+    bounds = np.linspace(0, count, max(2, workers * 8 + 1)).round().astype(int)
+    tasks = [(data, seed, int(a), int(b), share) for a, b in itertools.pairwise(bounds) if b > a]
+    if workers > 1:
+        _training_digits(data)  # a missing or broken --data fails here, once, with its own message
+        with ProcessPoolExecutor(workers) as pool:
+            parts = list(pool.map(_prepared_chunk, tasks))
+    else:
+        parts = [_prepared_chunk(task) for task in tasks]
+    return [i for part in parts for i in part[0]], [label for part in parts for label in part[1]]
+
+
+@click.command("train-lines")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Run folder to write (line-model.pt, line-model.onnx, history.json).")
+@click.option("--lines", type=click.IntRange(1), default=8000, show_default=True,
+              help="Synthetic training lines of 1-12 digits.")
+@click.option("--check", type=click.IntRange(0), default=400, show_default=True,
+              help="Other synthetic lines read after each epoch (exact match).")
+@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=2, show_default=True, help="torch threads.")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+              help="Processes making the lines.")
+@data_option
+def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, learning_rate: float, seed: int,
+                threads: int, workers: int, data: str | None) -> None:
+    """Train the whole-number line reader (CTC) on synthetic lines and export it as ONNX."""
+    require_torch()
+    from numbre.atomic import atomic_write, prepare_folder
+    from numbre.training.threads import prefer_passive_waiting
+
+    prefer_passive_waiting()
+    from numbre.model.line_net import export_line_onnx, save_checkpoint
+    from numbre.training.lines import LineTrainConfig
+    from numbre.training.lines import train_lines as train
+
+    prepare_folder(out, "--out")
+    started = time.perf_counter()
+    images, labels = prepared_lines(lines, seed, workers, data)
+    checks = prepared_lines(check, seed + CHECK_SEED_OFFSET, workers, data) if check else None
+    made = time.perf_counter() - started
+    click.echo(f"made {len(images):,} training lines and {len(checks[0]) if checks else 0:,} check lines "
+               f"in {made:.0f} s")
+    config = LineTrainConfig(epochs=epochs, batch=batch, learning_rate=learning_rate, seed=seed,
+                             threads=threads)
+    model, history = train(images, labels, config, checks, report=click.echo)
+    meta = {"lines": len(images), "check_lines": len(checks[0]) if checks else 0, "epochs": epochs,
+            "batch": batch, "learning_rate": learning_rate, "seed": seed,
+            "data": f"numbre.data.lines: training digits of {data or 'MNIST'} and numbre.data.synthetic "
+                    "split=train",
+            "check_exact": history.exact[-1] if checks else None, "final_loss": history.loss[-1]}
+    save_checkpoint(model, out / "line-model.pt", meta)
+    export_line_onnx(model, out / "line-model.onnx", meta)
+    record = {**meta, "loss": history.loss, "exact": history.exact, "seconds": history.seconds,
+              "making_lines_seconds": made}
+    atomic_write(out / "history.json", (json.dumps(record, indent=2) + "\n").encode())
+    click.echo(f"wrote {out / 'line-model.onnx'} ({time.perf_counter() - started:.0f} s in all)")
+
+
+@click.command("export-lines")
+@click.argument("checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="ONNX file to write.")
+def export_lines(checkpoint: Path, out: Path) -> None:
+    """Export a line-model.pt of `numbre train-lines` as ONNX (for `Recognizer` number reading)."""
+    require_torch()
+    from numbre.errors import ModelFileError
+    from numbre.model.line_net import export_line_onnx, load_checkpoint
+
+    try:
+        model, meta = load_checkpoint(checkpoint)
+    except Exception as error:  # torch.load and load_state_dict raise assorted errors for other files
+        raise ModelFileError(f"{checkpoint} is not a line-model.pt of numbre train-lines: "
+                             f"{str(error).splitlines()[0][:200] if str(error) else error!r}") from None
+    export_line_onnx(model, out, meta)
+    click.echo(f"wrote {out}")
