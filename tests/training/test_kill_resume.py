@@ -143,7 +143,8 @@ def test_a_diverging_run_stops_with_a_clear_message_and_keeps_the_last_checkpoin
     data = write_idx_folder(make_dataset(), tmp_path / "data")
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", "--model", "numbre-fast", "--optimizer", "sgd", "--lr", "100",
-                                      "--epochs", "4", "--threads", "1", "--quiet", "--data", str(data),
+                                      "--epochs", "4", "--batch-size", "128", "--threads", "1", "--quiet",
+                                      "--data", str(data),
                                       "--out", str(out)])
     assert result.exit_code == 2, result.output
     message = result.output.strip()

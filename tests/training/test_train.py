@@ -262,3 +262,27 @@ def test_resuming_a_run_that_stopped_early_trains_no_further(tiny, tmp_path: Pat
     resumed = Trainer(config, tiny, tmp_path, progress=False).run(resume=True)
     assert resumed.stopped_early and len(resumed.history) == stopped_at
     assert (tmp_path / MODEL).is_file()
+
+
+def test_ctrl_c_after_the_last_epoch_keeps_a_checkpoint_and_resume_writes_the_outputs(
+        tiny, tmp_path: Path, monkeypatch) -> None:
+    config = make_config(epochs=2, val_split=0.2)
+    reference = Trainer(config, tiny, tmp_path / "reference", progress=False)
+    reference.run()
+    real_write = Trainer._write_outputs
+
+    def interrupted(self, result) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while testing and writing, the epochs all done
+
+    monkeypatch.setattr(Trainer, "_write_outputs", interrupted)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"^interrupted; checkpoint written to .*--resume$"):
+        Trainer(config, tiny, run, progress=False).run()
+    assert load_model_file(run / LAST).meta["position"]["epoch"] == 2 and not (run / MODEL).exists()
+    monkeypatch.setattr(Trainer, "_write_outputs", real_write)
+    resumed = Trainer(config, tiny, run, progress=False)
+    result = resumed.run(resume=True)
+    assert len(result.history) == 2  # nothing trained again
+    reference_weights = load_model_file(tmp_path / "reference" / MODEL).tensors
+    resumed_weights = load_model_file(run / MODEL).tensors
+    assert all(np.array_equal(reference_weights[name], resumed_weights[name]) for name in reference_weights)

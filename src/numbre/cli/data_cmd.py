@@ -30,8 +30,14 @@ def fetch(data: str | None, quiet: bool) -> None:
 
 @data.command()
 @data_option
-def info(data: str | None) -> None:
-    """Print sizes, class counts, source and checksums."""
+@click.option("--corrections", type=click.Path(path_type=Path), default=None,
+              help="Describe this corrections folder (`numbre serve --corrections`, `numbre draw "
+                   "--corrections`) instead: count per label, sizes, dates, each correction.")
+def info(data: str | None, corrections: Path | None) -> None:
+    """Print sizes, class counts, source and checksums (of a corrections folder with --corrections)."""
+    if corrections is not None:
+        _corrections_info(corrections)
+        return
     from numbre.data import load_dataset
 
     dataset = load_dataset(data)
@@ -86,6 +92,35 @@ def show(data: str | None, out: Path, count: int, split: str, seed: int, synthet
     sample_grid(images[chosen], labels[chosen], dataset.class_names, out,
                 title=f"{dataset.name} {split}: {len(chosen)} samples")
     click.echo(f"wrote {out} ({len(chosen)} {split} images of {dataset.name})")
+
+
+def _corrections_info(folder: Path) -> None:
+    """`data info --corrections`: what a corrections folder holds, per label and one line each."""
+    from numbre.data.corrections import read_corrections, summarise
+
+    corrections = read_corrections(folder)
+    summary = summarise(corrections)
+    click.echo(f"corrections  {folder}")
+    click.echo(f"count        {summary['count']:,} ({summary['bytes']:,} bytes)")
+    if not corrections:
+        click.echo("none yet: correct a drawing on the page or in `numbre draw` to add one")
+        return
+    click.echo(f"dates        {summary['first']} to {summary['last']}")
+    click.echo("")
+    click.echo("label  count  read by the model as")
+    for digit, count in summary["per_label"].items():
+        read = sorted(((read_as, times) for (label, read_as), times in summary["read_as"].items()
+                       if str(label) == digit), key=lambda item: -item[1])
+        shown = ", ".join(f"{'no digit' if read_as is None else read_as} x{times}" for read_as, times in read)
+        click.echo(f"{digit:<5}  {count:>5}  {shown}".rstrip())
+    click.echo("")
+    click.echo(f"{'created':<20}  label  read as  {'bytes':>6}  name")
+    for correction in corrections:
+        read_as = "-" if correction.read_as is None else str(correction.read_as)
+        click.echo(f"{correction.created:<20}  {correction.label:>5}  {read_as:>7}  {correction.bytes:>6,}  "
+                   f"{correction.name}")
+    click.echo("")
+    click.echo(f"train with them: numbre train --init shipped --extra {folder}")
 
 
 def _show_synthetic(out: Path, count: int, split: str, seed: int, raw: bool) -> None:

@@ -14,9 +14,10 @@ from click.core import ParameterSource
 from numbre.cli.options import data_option, require_torch
 
 RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
+EXTRA_SHARE = 0.1  # of each batch, with --extra: 12 of 128 images, enough for a few corrections to be learnt
 # The options that set a training setting, in the order the start of a run names those given.
-SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "val_split", "augment", "patience", "seed",
-            "device", "threads", "max_train")
+SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "val_split", "augment", "synthetic", "patience",
+            "seed", "device", "threads", "max_train")
 
 
 def chosen_settings(ctx: click.Context, config) -> str:
@@ -35,6 +36,27 @@ def chosen_settings(ctx: click.Context, config) -> str:
     return " ".join(parts)
 
 
+def _rank_args(ctx: click.Context, out: Path) -> list[str]:
+    """The options of this command line for each process `--nproc` starts: those given (except
+    --nproc), with the run folder chosen here, so that every process names the same one."""
+    args = ["--out", str(out)]
+    for param in ctx.command.params:
+        if param.name in ("nproc", "out") or not isinstance(param, click.Option) \
+                or ctx.get_parameter_source(param.name) in (None, ParameterSource.DEFAULT):
+            continue
+        value = ctx.params[param.name]
+        if param.is_flag and param.secondary_opts:
+            args.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.is_flag:
+            args += [param.opts[0]] if value else []
+        elif param.multiple:
+            for item in value:
+                args += [param.opts[0], str(item)]
+        else:
+            args += [param.opts[0], str(value)]
+    return args
+
+
 @click.command()
 @click.option("--model", "-m", default="numbre", show_default=True,
               help="Model to train (see `numbre models`).")
@@ -48,6 +70,9 @@ def chosen_settings(ctx: click.Context, config) -> str:
                    f"as Keras does ({RECIPE_DEFAULT}).")
 @click.option("--augment/--no-augment", default=None,
               help=f"Random shifts or affine warps of each batch, as the recipe says ({RECIPE_DEFAULT}).")
+@click.option("--synthetic", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Share of each batch replaced by digits of synthesised writers (the training part "
+                   f"of `numbre data show --synthetic`; {RECIPE_DEFAULT}).")
 @click.option("--patience", type=int, default=None,
               help="Stop after this many epochs without a better validation loss (default: never).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same weights.")
@@ -62,8 +87,22 @@ def chosen_settings(ctx: click.Context, config) -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads (default: the cores this process may use, after CPU affinity and any "
                    "container CPU limit).")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train in N processes on this machine with DistributedDataParallel, each on its share "
+                   "of every batch, with the cores split between them (default: 1; on several machines "
+                   "start `torchrun ... -m numbre train` instead, see docs/scale-out.md).")
 @click.option("--max-train", type=click.IntRange(min=1), default=None,
               help="Train on the first N training images only (default: all).")
+@click.option("--init", type=click.Path(path_type=Path), default=None,
+              help="Fine-tune: start from this model file's or run folder's weights (`shipped`: numbre's "
+                   "own model), with its architecture and recorded recipe, for 1 epoch at a tenth of its "
+                   "learning rate unless --epochs or --lr say otherwise (default: random weights).")
+@click.option("--extra", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
+              help="A corrections folder (`numbre serve --corrections`, `numbre draw --corrections`) to "
+                   "train on besides --data; repeat for several (default: none).")
+@click.option("--extra-share", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
+              help=f"Share of each batch taken by --extra images, drawn again and again so that a few "
+                   f"corrections count (default: {EXTRA_SHARE:g} with --extra).")
 @data_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")
 @click.pass_context
@@ -73,12 +112,19 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     from numbre.training.threads import prefer_passive_waiting
 
     prefer_passive_waiting()  # before torch loads: its threads then sleep, not spin, while they wait
+    nproc = overrides.pop("nproc")  # how the run is spread over processes, not a training setting
+    overrides["extra"] = tuple(str(folder.resolve()) for folder in overrides["extra"])
+    if overrides["extra"] and overrides["extra_share"] is None:
+        overrides["extra_share"] = EXTRA_SHARE
+    if overrides["init"] is not None:
+        overrides["init"] = _init_path(overrides["init"])
     require_torch()
     from numbre.atomic import prepare_folder
     from numbre.data import load_dataset
     from numbre.errors import TrainingError
     from numbre.model.rejection import META_KEY
     from numbre.model.zoo import get_entry
+    from numbre.training import distributed
     from numbre.training.checkpoint import checkpoint_config, read_checkpoint
     from numbre.training.config import TrainConfig
     from numbre.training.loop import (
@@ -91,6 +137,14 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
         pick_device,
     )
 
+    group = None  # this process's place among several that torchrun or --nproc started
+    if distributed.launched():
+        if nproc is not None:
+            raise TrainingError("--nproc: this process is one of several a launcher (torchrun) started "
+                                "already; leave --nproc out and set the count with the launcher")
+        group = distributed.join(overrides["device"])
+        if group.rank != 0:  # rank 0 settles the run and writes; the others train beside it
+            sys.exit(distributed.follow(group, data))
     if resume:
         if out is None:
             raise TrainingError("--resume needs --out, the folder of the run to continue")
@@ -110,9 +164,14 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
             click.echo(f"{out} is already complete ({stopped}{epochs} of {config.epochs} epochs); "
                        "nothing to resume")
             _print_next_steps(out, data)
+            if group is not None:
+                group.share({"done": True})
             return
     else:
-        recipe = dataclasses.asdict(get_entry(model).recipe)
+        if overrides["init"] is not None:
+            model, recipe = _fine_tune_recipe(ctx, Path(overrides["init"]), model)
+        else:
+            recipe = dataclasses.asdict(get_entry(model).recipe)
         recipe.update({key: value for key, value in overrides.items() if value is not None})
         config = TrainConfig(**recipe, model=model)
     config.validate()
@@ -126,6 +185,9 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
     prepare_folder(out, "--out")  # before the data loads: a folder that cannot be made is known at once
+    if nproc is not None and nproc > 1:  # the ranks do the rest, rank 0 printing as this would
+        distributed.launch_local(nproc, config, _rank_args(ctx, out), out)
+        return
     started = time.perf_counter()
     dataset = load_dataset(data, quiet=quiet)
     if data is not None:  # recorded in the model file: evaluate and report find the data there
@@ -139,15 +201,30 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
                        f"every setting in {out / 'config.json'}", err=True)
         else:
             chosen = chosen_settings(ctx, config)
-            click.echo(f"model: {config.model} ({entry.origin}), recipe: {entry.recipe.describe()}", err=True)
+            recipe = config if config.init else entry.recipe  # a fine-tune's recipe is its model file's
+            click.echo(f"model: {config.model} ({entry.origin}), recipe: {recipe.describe()}", err=True)
             click.echo(f"your settings: {chosen or 'none, the recipe as it is'} "
                        f"(every setting: {out / 'config.json'})", err=True)
+        if config.init:
+            click.echo(f"fine-tuning: starting from the weights of {config.init}, {config.epochs} "
+                       f"epoch(s) at learning rate {config.lr:g}", err=True)
     command = shlex.join(["numbre", *sys.argv[1:]])
-    trainer = Trainer(config, dataset, out, command=command, progress=not quiet)
+    if group is not None:
+        group.share({"config": config.to_dict(), "command": command, "resume": resume})
+        trainer = distributed.DistributedTrainer(config, dataset, out, group, command=command,
+                                                 progress=not quiet)
+    else:
+        trainer = Trainer(config, dataset, out, command=command, progress=not quiet)
     if not quiet:
         click.echo(f"device: {trainer.device}, {len(trainer.x):,} training / "
                    f"{len(trainer.x_val):,} validation images", err=True)
-    result = trainer.run(resume=resume)
+        if config.extra:
+            click.echo(f"extra: {len(trainer.extra_y):,} corrections from {', '.join(config.extra)}, "
+                       f"{config.extra_share:.0%} of every batch", err=True)
+    try:
+        result = trainer.run(resume=resume)
+    except distributed.StoppedElsewhere:  # another rank stopped first; the launcher says which
+        sys.exit(1)
     total = time.perf_counter() - started
     stopped = " (stopped early)" if result.stopped_early else ""
     click.echo(f"test accuracy {result.test.accuracy:.2%}  loss {result.test.loss:.4f}  "
@@ -160,6 +237,42 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
         click.echo("not a digit: never answered by this model: the run had no validation split to fit "
                    "the rejection on; train with --val-split 0.1 for a model that says it")
     _print_next_steps(out, data)
+
+
+def _init_path(given: Path) -> str:
+    """--init's model file as an absolute path, recorded in config.json; `shipped` is numbre's own model."""
+    from numbre.errors import TrainingError
+    from numbre.model.file import DEFAULT_MODEL
+
+    if str(given) == "shipped":
+        return str(DEFAULT_MODEL)
+    if not given.expanduser().exists():
+        raise TrainingError(f"--init {given}: no model file there; give a model file or run folder of "
+                            "`numbre train`, or `shipped` for numbre's own model")
+    return str(given.expanduser().resolve())
+
+
+def _fine_tune_recipe(ctx: click.Context, init: Path, model: str) -> tuple[str, dict]:
+    """The architecture and recipe of a run that starts from the model file `init`: the file's own
+    recipe (so its classes, "not a digit" included, are the run's), for one epoch at a tenth of its
+    learning rate, unless the command line says otherwise."""
+    from numbre.errors import TrainingError
+    from numbre.model.file import load_model_file
+    from numbre.model.recipe import Recipe
+    from numbre.model.zoo import get_entry
+
+    model_file = load_model_file(init)
+    architecture = model_file.architecture
+    if ctx.get_parameter_source("model") not in (None, ParameterSource.DEFAULT) and model != architecture:
+        raise TrainingError(f"--init {init} is a {architecture!r} model, not {model!r}; leave --model out "
+                            "to fine-tune it")
+    recipe = dataclasses.asdict(get_entry(architecture).recipe)
+    recorded = model_file.meta.get("recipe")
+    if isinstance(recorded, dict):
+        names = {field.name for field in dataclasses.fields(Recipe)}
+        recipe.update({key: value for key, value in recorded.items() if key in names})
+    recipe.update(epochs=1, lr=recipe["lr"] / 10)
+    return architecture, recipe
 
 
 def _print_next_steps(out: Path, data: str | None) -> None:

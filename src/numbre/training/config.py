@@ -25,6 +25,10 @@ class TrainConfig(Recipe):
     device: str = "auto"
     threads: int | None = None  # CPU threads; None uses every core
     max_train: int | None = None  # train on the first N images only (tests, quick looks)
+    init: str | None = None  # a model file whose weights the run starts from (fine-tuning), else random
+    extra: tuple[str, ...] = ()  # corrections folders (numbre.data.corrections) trained on besides the data
+    extra_share: float = 0.0  # share of each batch replaced by images of `extra`: a few corrections then
+    # weigh as much as thousands of dataset images, so the model learns them
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -35,7 +39,10 @@ class TrainConfig(Recipe):
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+        chosen = {key: value for key, value in values.items() if key in known}
+        if isinstance(chosen.get("extra"), list):  # JSON has no tuples
+            chosen["extra"] = tuple(chosen["extra"])
+        return cls(**chosen)
 
     def validate(self) -> None:
         """Raise TrainingError for settings that cannot work, before any time is spent."""
@@ -56,6 +63,9 @@ class TrainConfig(Recipe):
             (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}"),
             (self.max_train is None or self.max_train >= 1,
              f"--max-train must be at least 1, got {self.max_train}"),
+            (0.0 <= self.extra_share < 1.0, f"--extra-share must be in [0, 1), got {self.extra_share}"),
+            (not self.extra or self.extra_share > 0, "--extra needs an --extra-share above 0 to train on it"),
+            (self.extra_share == 0 or bool(self.extra), "--extra-share needs --extra, a corrections folder"),
             (self.patience is None or self.val_split > 0,
              "--patience needs a validation split (--val-split > 0) to watch"),
         ]

@@ -210,11 +210,17 @@ class Trainer:
         self.x_test, self.y_test = to_tensors(dataset.x_test, dataset.y_test, self.device)
         self.synthetic_x, self.synthetic_y = self._synthetic_pool(dataset, n_fit)
         self.synthetic_seen = 0  # synthesised images put into batches by this process (tests read it)
+        self.extra_x, self.extra_y = self._extra_pool(dataset)
+        self.extra_seen = 0  # correction images put into batches by this process (tests read it)
         # Training with negatives adds one class after the dataset's: "not a digit".
         self.class_names = (*dataset.class_names, *((NOT_A_DIGIT,) if config.negatives else ()))
         torch.manual_seed(config.seed)
         model = create_model(config.model, len(self.class_names)).to(self.device)
         self.model = model.to(memory_format=torch.channels_last)
+        # What training steps call: the model, or (training.distributed) its DDP wrapper.
+        self.wrapped: nn.Module = self.model
+        if config.init:
+            self._start_from(Path(config.init))
         self.optimizer = make_optimizer(config, self.model, self.device)
         self.bf16 = config.bf16 and bf16_is_fast(self.device)
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -274,10 +280,13 @@ class Trainer:
             while position["step"] < self.steps_per_epoch:
                 step = position["step"]
                 self.step_rng = torch.get_rng_state()
-                index = order[step * config.batch_size:(step + 1) * config.batch_size]
+                index = self._share(order[step * config.batch_size:(step + 1) * config.batch_size],
+                                    epoch, step)
                 images, labels = self.x[index], self.y[index]
                 if config.synthetic:
                     images, labels = self._mix_synthetic(images, labels, epoch, step)
+                if config.extra_share:
+                    images, labels = self._mix_extra(images, labels, epoch, step)
                 if config.negatives:
                     images, labels = add_negatives(images, labels, config.negatives,
                                                    label=len(self.class_names) - 1)
@@ -287,7 +296,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                    logits = self.model(images)
+                    logits = self.wrapped(images)
                 loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -306,6 +315,11 @@ class Trainer:
         finally:
             position["loss_sum"], position["correct"] = loss_sum.item(), int(correct.item())
             bar.close()
+
+    def _share(self, index: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
+        """The part of a step's batch this process trains on: all of it (one process per run;
+        training.distributed gives each of several processes its share)."""
+        return index
 
     def _synthetic_pool(self, dataset: Dataset, n_fit: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The synthesised digits (training writers only) batches draw from: as many as the share
@@ -335,6 +349,57 @@ class Trainer:
         images, labels = images.clone(), labels.clone()
         images[:count], labels[:count] = self.synthetic_x[pick], self.synthetic_y[pick]
         self.synthetic_seen += count
+        return images, labels
+
+    def _start_from(self, path: Path) -> None:
+        """Fine-tuning: the weights of the model file at `path`, which must be this run's architecture
+        with this run's classes (a model trained with negatives has an 11th, "not a digit")."""
+        from numbre.model.file import load_model_file
+        from numbre.model.network import build_model
+
+        model_file = load_model_file(path)
+        if model_file.architecture != self.config.model:
+            raise TrainingError(f"--init {path} is a {model_file.architecture!r} model, not "
+                                f"{self.config.model!r}; give --model {model_file.architecture} or leave "
+                                "--model out")
+        if tuple(model_file.class_names) != tuple(self.class_names):
+            raise TrainingError(f"--init {path} answers {len(model_file.class_names)} classes "
+                                f"({', '.join(model_file.class_names)}), this run {len(self.class_names)} "
+                                f"({', '.join(self.class_names)}); train on data with its classes, with its "
+                                "recipe's negatives setting")
+        self.model.load_state_dict(build_model(model_file).state_dict())
+
+    def _extra_pool(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        """The correction images of `config.extra` (28x28, as the network saw them) that batches mix in."""
+        if not self.config.extra:
+            return torch.zeros((0, 1, 28, 28), device=self.device), torch.zeros(0, dtype=torch.int64)
+        if tuple(dataset.class_names[:10]) != DIGITS:
+            raise TrainingError(f"corrections are digits; {dataset.name} has other classes: "
+                                "train on a digits dataset, or leave --extra out")
+        import numpy as np
+
+        from numbre.data.corrections import load_corrections
+
+        parts = [load_corrections(Path(folder))[:2] for folder in self.config.extra]
+        images = np.concatenate([part[0] for part in parts])
+        labels = np.concatenate([part[1] for part in parts])
+        if not len(labels):
+            raise TrainingError(f"--extra {' '.join(self.config.extra)}: no corrections in it yet; correct "
+                                "some drawings first (numbre serve --corrections, numbre draw --corrections)")
+        return to_tensors(images, labels, self.device)
+
+    def _mix_extra(self, images: torch.Tensor, labels: torch.Tensor, epoch: int,
+                   step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replace the last `extra_share` of a batch by correction images, drawn again and again
+        (oversampled) by a generator seeded by (seed, epoch, step), so that a resumed run picks the same.
+        The first part of the batch is where synthesised digits go, so the two never overlap."""
+        count = max(1, round(self.config.extra_share * len(labels)))
+        seed = (self.config.seed * 1_000_003 + epoch) * 1_000_037 + step + 7  # not the synthetic mix's
+        generator = torch.Generator().manual_seed(seed)
+        pick = torch.randint(len(self.extra_y), (count,), generator=generator).to(self.device)
+        images, labels = images.clone(), labels.clone()
+        images[-count:], labels[-count:] = self.extra_x[pick], self.extra_y[pick]
+        self.extra_seen += count
         return images, labels
 
     def _end_epoch(self, epoch: int, seconds: float) -> bool:
@@ -391,11 +456,17 @@ class Trainer:
                 if self._end_epoch(epoch, time.perf_counter() - epoch_start):
                     stopped_early = True
                     break
+            # A Ctrl-C after the last epoch (testing, writing the outputs) is an interruption too: the
+            # checkpoint holds the trained weights, and --resume only writes what is missing.
+            return self._finish(started, stopped_early)
         except KeyboardInterrupt:
             self.save(LAST)
             where = self.out_dir / LAST if self.out_dir else "nowhere (no --out)"
             raise TrainingError(f"interrupted; checkpoint written to {where}. "
                                 "Continue with the same command plus --resume") from None
+
+    def _finish(self, started: float, stopped_early: bool) -> TrainResult:
+        """Test the trained model, fit its rejection and write the run's outputs."""
         if stopped_early:
             self._restore_best()
         # With a "not a digit" class, answering it for a test digit counts as an error.
@@ -436,7 +507,8 @@ class Trainer:
             "data": {"name": self.dataset.name, "checksum": self.dataset.checksum,
                      "source": self.dataset.source,
                      "train_images": len(self.x), "val_images": len(self.x_val),
-                     "synthetic_share": self.config.synthetic, "synthetic_images": len(self.synthetic_y)},
+                     "synthetic_share": self.config.synthetic, "synthetic_images": len(self.synthetic_y),
+                     "extra_share": self.config.extra_share, "extra_images": len(self.extra_y)},
             "parameters": count_parameters(model), "macs": count_macs(model.cpu()),
             "numbre_version": __version__, "torch_version": torch.__version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
