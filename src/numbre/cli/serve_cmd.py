@@ -14,13 +14,16 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 
 from numbre.cli.predict_cmd import model_option
+from numbre.data.corrections import CorrectionLimits
 from numbre.web.settings import ServeLimits
 
 DEFAULTS = ServeLimits()
+CORRECTION_DEFAULTS = CorrectionLimits()
 
 
 def _option(*names: str, **settings):
@@ -44,6 +47,9 @@ def _option(*names: str, **settings):
 @_option("--max-pending", default=DEFAULTS.max_pending, type=click.IntRange(1),
          help="POST requests a process takes at once (read, queued or running); more get 503 with "
               "Retry-After.")
+@_option("--max-queue", default=DEFAULTS.max_queue, type=click.IntRange(1),
+         help="Recognitions that may wait for a thread in a process; more get 503 with Retry-After at once, "
+              "so no request waits behind more than this many.")
 @_option("--timeout", default=DEFAULTS.timeout, type=click.FloatRange(0, min_open=True),
          help="Seconds for a POST request from its first byte to its answer; later ones get 408 (body still "
               "arriving) or 504.")
@@ -77,35 +83,74 @@ def _option(*names: str, **settings):
          help="Let pages from this origin (https://example.org, or * for any) call the API from a "
               "browser; repeat for several. By default no other site may (CORS off).")
 @_option("--access-log/--no-access-log", default=True, help="Log one line per request.")
+@_option("--listen-first", is_flag=True, default=False,
+         help="Open the port before loading the model: /api/health answers at once and /api/ready is 503 "
+              "until the model has loaded and passed its self-test (for orchestrators probing a starting "
+              "replica). A model that fails to load then stops the server with status 2. One process only.")
+@_option("--corrections", type=click.Path(file_okay=False, path_type=Path), default=None, show_default=False,
+         help="Keep the page's \"That was wrong, it is a ...\" drawings in this folder, to train on with "
+              "`numbre train --extra DIR` (default: off, the page does not offer it).")
+@_option("--corrections-max-count", default=CORRECTION_DEFAULTS.max_count, type=click.IntRange(1),
+         help="Most corrections the folder takes; more get 507.")
+@_option("--corrections-max-bytes", default=CORRECTION_DEFAULTS.max_bytes, type=click.IntRange(1),
+         help="Most bytes of files the corrections folder takes; more get 507.")
 def serve(host: str, port: int, model: Path | None, workers: int, threads: int, max_bytes: int,
           max_pixels: int, max_pending: int, timeout: float, header_timeout: float, idle_timeout: float,
           max_header_bytes: int, max_headers: int, client_pending: int, client_body_bytes: int,
           body_memory: int, graceful_timeout: int, max_connections: int, allowed_host: tuple[str, ...],
-          cors_origin: tuple[str, ...], access_log: bool) -> None:
+          cors_origin: tuple[str, ...], access_log: bool, corrections: Path | None,
+          corrections_max_count: int, corrections_max_bytes: int, max_queue: int = DEFAULTS.max_queue,
+          listen_first: bool = False) -> None:
     """Serve the drawing page at / and the API at /api (documented at /docs)."""
     import uvicorn
 
     from numbre.web.app import create_app
     from numbre.web.connections import GuardedProtocol
+    from numbre.web.corrections import store_environment
     from numbre.web.headers import allowed_hosts as hosts_to_answer
+    from numbre.web.ready import Starting
 
     for origin in cors_origin:
         check_origin(origin)
+    if listen_first and workers > 1:
+        from numbre.errors import NumbreError
+
+        raise NumbreError("--listen-first serves one process: worker processes share one port, and one "
+                          "still loading would take requests the others could answer; drop --workers or "
+                          "--listen-first")
     allowed_hosts = hosts_to_answer(host, tuple(name for value in allowed_host for name in value.split()))
     check_can_listen(host, port)
+    store = None
+    if corrections is not None:
+        from numbre.atomic import prepare_folder
+        from numbre.data.corrections import CorrectionStore
+
+        prepare_folder(corrections, "--corrections")  # a folder that cannot be made fails now, not later
+        store = CorrectionStore(corrections.resolve(), CorrectionLimits(corrections_max_count,
+                                                                        corrections_max_bytes))
     limits = ServeLimits(max_bytes=max_bytes, max_pixels=max_pixels, threads=threads, max_pending=max_pending,
+                         max_queue=max_queue,
                          timeout=timeout, header_timeout=header_timeout, idle_timeout=idle_timeout,
                          max_connections=max_connections, max_header_bytes=max_header_bytes,
                          max_headers=max_headers, client_pending=client_pending,
                          client_body_bytes=client_body_bytes, body_memory=body_memory)
-    # Built here even with several workers: a bad model fails now, cleanly, before any port is opened.
-    app = create_app(model=model, limits=limits, cors_origins=cors_origin, allowed_hosts=allowed_hosts)
+
+    def build() -> Any:
+        return create_app(model=model, limits=limits, cors_origins=cors_origin, allowed_hosts=allowed_hosts,
+                          corrections=store)
+
+    # Built here even with several workers: a bad model fails now, cleanly, before any port is opened;
+    # with --listen-first it is built on a thread while the port already answers (numbre.web.ready).
+    app = Starting(build) if listen_first else build()
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"numbre: serving {app.state.recognizer.meta.get('architecture', 'the model')} "
+    served = ("the model (loading)" if listen_first
+              else app.state.recognizer.meta.get("architecture", "the model"))
+    click.echo(f"numbre: serving {served} "
                f"on http://{shown}:{port}/ (API docs at /docs; Ctrl+C stops)", err=True)
     click.echo(f"numbre: {workers} process(es); {limits.describe()}; "
                f"CORS {'for ' + ' '.join(cors_origin) if cors_origin else 'off'}; "
-               f"answers to host {'any' if '*' in allowed_hosts else ' '.join(allowed_hosts)}", err=True)
+               f"answers to host {'any' if '*' in allowed_hosts else ' '.join(allowed_hosts)}; "
+               f"{store.describe() if store else 'corrections off (--corrections DIR keeps them)'}", err=True)
     # uvicorn finishes the requests in flight, then raises the stop signal again so the default
     # action ends the process with it; a stop that was asked for is a clean exit, as service
     # managers expect, so the second delivery lands here instead.
@@ -117,13 +162,25 @@ def serve(host: str, port: int, model: Path | None, workers: int, threads: int, 
     options = dict(host=host, port=port, access_log=access_log, log_level="info", http=GuardedProtocol,
                    timeout_graceful_shutdown=graceful_timeout, timeout_keep_alive=idle_timeout,
                    server_header=False)
+    if workers == 1 and isinstance(app, Starting):
+        # A model that fails to load stops the server (a clean shutdown), then says why with status 2.
+        server = uvicorn.Server(uvicorn.Config(app, **options))
+        app.failed = lambda problem: setattr(server, "should_exit", True)
+        if app.problem:  # it failed before the line above
+            server.should_exit = True
+        server.run()
+        if app.problem:
+            from numbre.errors import NumbreError
+
+            raise NumbreError(app.problem)
+        return
     if workers == 1:
         uvicorn.run(app, **options)
         return
     # Each worker process builds its own app from the environment: an app object cannot cross processes.
     os.environ.update(limits.environment(), NUMBRE_SERVE_MODEL=str(model) if model is not None else "",
                       NUMBRE_SERVE_CORS_ORIGIN=" ".join(cors_origin),
-                      NUMBRE_SERVE_ALLOWED_HOST=" ".join(allowed_hosts))
+                      NUMBRE_SERVE_ALLOWED_HOST=" ".join(allowed_hosts), **store_environment(store))
     options["http"] = "numbre.web.connections:GuardedProtocol"
     uvicorn.run("numbre.web.app:app_from_environment", factory=True, workers=workers, **options)
 

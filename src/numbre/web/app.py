@@ -15,7 +15,8 @@ more processes (`numbre serve --workers N`), not more threads. What a process ta
 size, pixels, requests at once, time per request) is `numbre.web.limits`.
 
 `/api/health` says the process answers; `/api/ready` says it will take work now: its model was
-loaded and has read a warm-up drawing, and it is not at its limit of requests in hand.
+loaded and passed its self-test (`numbre.web.ready`), and it is not at its limit of requests in
+hand. `/metrics` is for Prometheus (`numbre.web.metrics`).
 The OpenAPI page at /docs loads Swagger UI from this server (the fastapi-offline package's copy),
 so it works without a network, like the drawing page.
 """
@@ -25,12 +26,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -43,11 +43,15 @@ from numbre import __version__
 from numbre.errors import NumbreError
 from numbre.reading.images import Picture, open_image
 from numbre.web import schemas
+from numbre.web.corrections import corrections_router, store_from_environment
 from numbre.web.headers import HostCheck
-from numbre.web.limits import Admission, RequestLimits, ServeLimits, WorkPool
+from numbre.web.limits import RETRY_AFTER, Admission, QueueFull, RequestLimits, ServeLimits, WorkPool
+from numbre.web.metrics import RequestMetrics, ServerMetrics
+from numbre.web.ready import self_test
 from numbre.web.uploads import UPLOAD_BODY, UploadError, image_bytes, png_base64
 
 if TYPE_CHECKING:
+    from numbre.data.corrections import CorrectionStore
     from numbre.reading.recognize import Recognizer
 
 DOCS_ASSETS = "/docs-assets"  # where Swagger UI's script, style and icon are served from
@@ -55,31 +59,51 @@ STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("numbre.web")
 
 # The page loads nothing from elsewhere; the 28x28 view and uploads are shown from data: and blob: URLs.
-PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+# 'wasm-unsafe-eval' lets it compile WebAssembly (the in-browser reader, static/offline.js), nothing else.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+               "script-src 'self' 'wasm-unsafe-eval'; "
                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 IMAGE_QUERY = Query(description="1 adds `image`: the 28x28 input the network saw, as a base64 PNG.")
 
+def _methods_on(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the API documents for `path` (a 405's Allow header), or None for a path it does
+    not document. Starlette names only the first route's methods, and a path may be served by two."""
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods = {method.upper() for method in operations}
+            return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
+    return None
+
+
 def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None = None,
                limits: ServeLimits | None = None, cors_origins: Sequence[str] = (),
-               allowed_hosts: Sequence[str] = ("*",)) -> FastAPI:
+               allowed_hosts: Sequence[str] = ("*",), corrections: CorrectionStore | None = None) -> FastAPI:
     """The app around `recognizer`, or around the model at `model` (default: the shipped one).
 
-    The model is loaded and has read a warm-up drawing before this returns, so a bad model file
-    fails before the server listens and the first request is not the slow one. `limits` (default:
+    The model is loaded and has taken its self-test (`numbre.web.ready`) before this returns, so a
+    bad model file fails before the server listens and the first request is not the slow one; a
+    model that fails the self-test is served, but /api/ready says 503 with what it misread. `limits` (default:
     `ServeLimits()`) bounds what the process takes on. Browsers on other sites may call the API
     only when their origin is in `cors_origins` ("*" for any); by default none may. Requests
     are answered only for the Host names in `allowed_hosts` ("*" for any; `numbre serve` gives
     the names of the address it listens on), against DNS rebinding (`numbre.web.headers`).
+    `corrections`, when given, keeps the page's "that was wrong" drawings (`numbre.web.corrections`).
     """
     if recognizer is None:
         from numbre.reading.recognize import Recognizer
 
         recognizer = Recognizer.load(model)
     limits = limits or ServeLimits()
-    warmup_seconds = warm_up(recognizer)
-    pool = WorkPool(limits.recognition_threads)
+    checked = self_test(recognizer)
+    if not checked.passed:
+        log.warning("not ready: %s", checked.problem)
+    warmup_seconds = checked.seconds
+    pool = WorkPool(limits.recognition_threads, max_queue=limits.max_queue)
     admission = Admission(limits, pool)
+    metrics = ServerMetrics(pool, ready=lambda: checked.passed and not admission.full,
+                            model=str(recognizer.meta.get("architecture", "?")))
     app = FastAPIOffline(title="numbre", version=__version__, redoc_url=None, static_url=DOCS_ASSETS,
                          description="Reads handwritten digits. Send an image as the multipart field `file` "
                                      "or as the raw request body. The drawing page is at [/](/).")
@@ -97,6 +121,7 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
             answer = await pool.run(work, data)
         except NumbreError as error:
             return _error(422, str(error))
+        metrics.answered(request.url.path, answer)
         return Response(json.dumps(answer), media_type="application/json")
 
     @app.post("/api/predict", response_model=schemas.PredictionOut, responses=schemas.ERRORS,
@@ -138,11 +163,24 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
     async def ready() -> JSONResponse:
         """The server takes work now: model loaded and warmed up, not at its limit of requests in hand, and
         its recognition threads not all held by work whose requests ran out of time."""
+        if not checked.passed:
+            return _error(503, checked.problem)
         if admission.full:
             return _error(503, admission.busy_message(), {"Retry-After": admission.retry_after()})
         return JSONResponse({"status": "ready", "pending": admission.pending,
                              "max_pending": limits.max_pending, "abandoned": pool.abandoned,
                              "warmup_ms": round(warmup_seconds * 1000, 1)})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_text(request: Request) -> Response:
+        """This process's metrics in Prometheus's text format (`numbre.web.metrics`)."""
+        body, content_type = metrics.exposition(request.headers.get("accept", ""))
+        return Response(body, headers={"Content-Type": content_type})
+
+    @app.get("/api/model.onnx", include_in_schema=False)
+    async def model_file() -> Response:
+        """The loaded model's ONNX file: the page reads drawings with it in the browser if the server goes."""
+        return Response(recognizer.model.data, media_type="application/octet-stream")
 
     @app.get("/api/model", response_model=schemas.ModelOut, tags=["server"])
     async def model_info() -> Response:
@@ -156,6 +194,8 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
 
     from numbre.web.contest import contest_router  # it imports this module's helpers
 
+    app.include_router(corrections_router(recognizer, corrections, max_bytes=limits.max_bytes,
+                                          max_pixels=limits.max_pixels, pool=pool))
     app.include_router(contest_router(recognizer, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
                                       pool=pool))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -165,33 +205,23 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type"], max_age=600)
     app.add_middleware(HostCheck, allowed=allowed_hosts)  # outermost: a foreign Host gets nothing else
+    app.add_middleware(RequestMetrics, metrics=metrics, router=app.router)  # counts HostCheck's refusals too
     return app
 
 
 def app_from_environment() -> FastAPI:
     """`create_app` configured by NUMBRE_SERVE_MODEL, NUMBRE_SERVE_CORS_ORIGIN and
     NUMBRE_SERVE_ALLOWED_HOST (space-separated; any host when unset) and the NUMBRE_SERVE_* limits
-    (`ServeLimits.from_environment`).
+    (`ServeLimits.from_environment`), and the corrections folder NUMBRE_SERVE_CORRECTIONS
+    (`numbre.web.corrections.store_from_environment`).
 
     Each uvicorn worker process builds its own app from these (`numbre serve --workers N` sets them).
     """
     return create_app(model=os.environ.get("NUMBRE_SERVE_MODEL") or None,
                       limits=ServeLimits.from_environment(),
                       cors_origins=os.environ.get("NUMBRE_SERVE_CORS_ORIGIN", "").split(),
-                      allowed_hosts=os.environ.get("NUMBRE_SERVE_ALLOWED_HOST", "").split() or ("*",))
-
-
-def warm_up(recognizer: Recognizer) -> float:
-    """Read one drawn "1" (a bar on a 280x280 canvas) and return the seconds it took.
-
-    The first call pays for ONNX Runtime's buffers and the lazy imports of the pipeline (tens of
-    milliseconds); doing it here keeps that off the first client's request, and proves the model runs.
-    """
-    canvas = np.full((280, 280), 255, np.uint8)
-    canvas[40:240, 130:150] = 0
-    started = time.perf_counter()
-    recognizer.predict(canvas)
-    return time.perf_counter() - started
+                      allowed_hosts=os.environ.get("NUMBRE_SERVE_ALLOWED_HOST", "").split() or ("*",),
+                      corrections=store_from_environment())
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -208,11 +238,22 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def upload_error(request: Request, error: UploadError) -> JSONResponse:
         return _error(error.status, error.message)
 
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, error: QueueFull) -> JSONResponse:
+        return _error(503, str(error), {"Retry-After": RETRY_AFTER})
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 400 and error.detail == BODY_NOT_PARSED:  # bytes that are not JSON text
             return _error(422, "the request body is not JSON text (UTF-8); send a JSON object")
-        return _error(error.status_code, str(error.detail), error.headers)
+        headers = error.headers
+        if error.status_code == 405:
+            # Starlette names the methods of the first route on this path only; a path served by two
+            # routes (GET and POST /api/corrections) must list both.
+            methods = _methods_on(request.app, request.url.path)
+            if methods:
+                headers = {**(headers or {}), "Allow": ", ".join(methods)}
+        return _error(error.status_code, str(error.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

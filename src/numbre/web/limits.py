@@ -9,6 +9,9 @@ with the JSON `{"error": ...}` every other refusal uses, and a status a client c
 - more than `max_pending` POST requests in the process at once (being read, queued or worked
   on), or more than `body_memory` bytes of uploads held by all of them: 503 with `Retry-After`,
   at once, instead of an ever longer queue;
+- a recognition that would wait behind `max_queue` others for a thread: 503 with `Retry-After`
+  at once (`QueueFull`), so that the wait of those taken is bounded and an overloaded process
+  sheds the excess cheaply instead of answering everything late;
 - more than `client_pending` requests or `client_body_bytes` bytes of uploads in hand from one
   client address: 429 with `Retry-After`, so one client cannot take the whole budget;
 - a POST request not answered within `timeout` seconds of its first byte (the time
@@ -37,6 +40,7 @@ import ctypes.util
 import gc
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,6 +58,10 @@ PEER = "numbre.peer"  # scope["extensions"] key: the TCP peer's address, whateve
 RETRY_AFTER = "1"  # seconds; a full queue (256 x ~2 ms) drains in about half a second
 
 
+class QueueFull(Exception):
+    """`max_queue` recognitions already wait for a thread: the request gets 503 with Retry-After."""
+
+
 class WorkPool:
     """Runs CPU-bound calls on a fixed set of threads and awaits them from the event loop.
 
@@ -63,10 +71,13 @@ class WorkPool:
     counted in `abandoned` until it ends, so that readiness and admission can see it.
     """
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, max_queue: int | None = None) -> None:
         self.threads = threads
+        self.max_queue = max_queue  # calls that may wait for a thread; None: no bound
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="numbre-recognize")
         self.abandoned = 0  # calls still running whose requests gave up (time limit, client gone)
+        self.queued = 0  # calls submitted that no thread has started yet
+        self.waited: Callable[[float], None] | None = None  # told each call's seconds in the queue (metrics)
         self._lock = threading.Lock()
 
     @property
@@ -75,11 +86,28 @@ class WorkPool:
         return self.abandoned >= self.threads
 
     async def run(self, function: Callable[..., T], *arguments: Any) -> T:
-        future = self.executor.submit(function, *arguments)
+        """`function(*arguments)` on a pool thread; QueueFull at once when `max_queue` calls wait already."""
+        with self._lock:
+            if self.max_queue is not None and self.queued >= self.max_queue:
+                raise QueueFull(f"the server is busy: {self.queued} recognitions wait for a thread, the most "
+                                f"it queues; retry in {RETRY_AFTER} s")
+            self.queued += 1
+        submitted = time.perf_counter()
+
+        def started() -> T:
+            with self._lock:
+                self.queued -= 1
+            if self.waited is not None:
+                self.waited(time.perf_counter() - submitted)
+            return function(*arguments)
+
+        future = self.executor.submit(started)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            future.cancel()  # dropped if it had not started
+            if future.cancel():  # dropped: it had not started
+                with self._lock:
+                    self.queued -= 1
             if not future.done():
                 with self._lock:
                     self.abandoned += 1

@@ -26,6 +26,8 @@ class ServeLimits:
     max_pixels: int = MAX_PIXELS  # 40 MP: the largest common camera; decoded, 120 MB of RGB
     threads: int = 0  # recognitions at once; 0: one per core
     max_pending: int = 256  # POST requests in the process at once; 256 x ~2 ms is half a second of queue
+    max_queue: int = 64  # recognitions waiting for a thread; more get 503 with Retry-After at once, so
+    # none waits longer than about 64 recognitions' time over the threads (~0.1 s on 2 cores)
     timeout: float = 10.0  # seconds for a POST request, from its first byte to its answer
     header_timeout: float = 5.0  # seconds from a request's first byte to the end of its headers (slowloris)
     idle_timeout: float = 5.0  # seconds a connection may stay open sending nothing (new, or between requests)
@@ -37,8 +39,8 @@ class ServeLimits:
     body_memory: int = 256_000_000  # upload bytes all clients together may have in hand; more gets 503
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_pixels", "max_pending", "max_connections", "max_header_bytes",
-                     "max_headers", "client_pending", "client_body_bytes", "body_memory"):
+        for name in ("max_bytes", "max_pixels", "max_pending", "max_queue", "max_connections",
+                     "max_header_bytes", "max_headers", "client_pending", "client_body_bytes", "body_memory"):
             if getattr(self, name) < 1:
                 raise NumbreError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.threads < 0:
@@ -80,6 +82,7 @@ class ServeLimits:
         """One line for the server's start-up message."""
         return (f"limits: {self.max_bytes:,} bytes and {self.max_pixels / 1e6:g} megapixels an image, "
                 f"{self.recognition_threads} recognition thread(s), {self.max_pending} requests at once, "
+                f"{self.max_queue} recognitions queued, "
                 f"{self.timeout:g} s a request from its first byte "
                 f"({self.header_timeout:g} s for its headers), "
                 f"{self.max_connections} connections, idle ones closed after {self.idle_timeout:g} s")
