@@ -42,18 +42,21 @@ def seconds_since_start() -> float:
 @model_option
 @click.option("--save-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder that S and the Save button write PNGs into (default: the current folder).")
+@click.option("--corrections", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder where W (\"Wrong?\") keeps a drawing with the digit it really is, to train on "
+                   "with `numbre train --extra DIR` (default: off).")
 @click.option("--size", default=420, show_default=True, type=click.IntRange(140, 2000),
               help="Side of the square drawing pad in pixels; number mode makes it twice as wide.")
 @click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the window's last frame to this PNG when it closes (default: none).")
 @click.option("--quit-after", type=click.IntRange(1), default=None,
               help="Close after this many frames, 60 a second (default: stay open until closed).")
-def draw(model: Path | None, save_dir: Path | None, size: int, screenshot: Path | None,
-         quit_after: int | None) -> None:
+def draw(model: Path | None, save_dir: Path | None, corrections: Path | None, size: int,
+         screenshot: Path | None, quit_after: int | None) -> None:
     """Open a window to draw a digit (or, with N, a number) in; the answer shows while you draw.
 
     Keys: C or Delete clears, Ctrl+Z undoes a stroke, N switches between one digit and a number,
-    S saves the drawing as a PNG, Esc quits.
+    S saves the drawing as a PNG, W then a digit keeps a wrongly read drawing (--corrections), Esc quits.
     """
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame greets on import otherwise
     try:
@@ -79,11 +82,18 @@ def draw(model: Path | None, save_dir: Path | None, size: int, screenshot: Path 
             pygame.display.quit()
             raise NumbreError("no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is "
                               "set); run numbre draw on a desktop, or under xvfb-run")
+    store = None
+    if corrections is not None:
+        from numbre.atomic import prepare_folder
+        from numbre.data.corrections import CorrectionStore
+
+        prepare_folder(corrections, "--corrections")
+        store = CorrectionStore(corrections)
     loading = time.perf_counter()
     recognizer = Recognizer.load(model)  # once, and before the window: a bad model fails cleanly
     loaded = time.perf_counter() - loading
     try:
-        window = DrawWindow(recognizer, size=size, save_dir=save_dir)
+        window = DrawWindow(recognizer, size=size, save_dir=save_dir, corrections=store)
     except pygame.error as error:
         raise NumbreError(f"cannot open a window: {error} (with no display, run it under xvfb-run)") from None
 

@@ -32,6 +32,8 @@ import numpy as np
 import pygame
 from PIL import Image
 
+from numbre.data.corrections import Correction, CorrectionStore, model_label
+from numbre.errors import NumbreError
 from numbre.reading.recognize import EMPTY, NOT_A_DIGIT, SEVERAL, Box, Prediction, Reading, Recognizer
 
 Point = tuple[float, float]  # pad pixels, x to the right, y down; pixel (0, 0) spans 0..1
@@ -57,10 +59,14 @@ REASONS = {
     SEVERAL: "That looks like several digits: press N to read it as a number.",
 }
 SOME_NOT_DIGITS = "Some of that is not a digit (marked ?)."
-HELP = {"digit": "Draw one digit with the left mouse button. Esc quits.",
+HELP = {"digit": "Draw one digit with the left mouse button. W if the answer is wrong. Esc quits.",
         "number": "Write a number, digits side by side. N goes back to one digit. Esc quits."}
 BUTTONS = (("clear", "Clear  (C)"), ("undo", "Undo  (Ctrl+Z)"), ("number", "Number  (N)"),
-           ("save", "Save PNG  (S)"))
+           ("save", "Save PNG  (S)"), ("wrong", "Wrong?  (W)"))
+ASK_DIGIT = "That was wrong? Press the digit it is, 0-9 (Esc cancels)."
+CORRECTIONS_OFF = "Corrections are off: start numbre draw with --corrections DIR to keep them."
+DIGIT_KEYS = {**{getattr(pygame, f"K_{digit}"): digit for digit in range(10)},
+              **{getattr(pygame, f"K_KP{digit}"): digit for digit in range(10)}}
 
 log = logging.getLogger("numbre.desktop")
 
@@ -255,8 +261,11 @@ class DrawWindow:
     """
 
     def __init__(self, recognizer: Recognizer, *, size: int = 420, save_dir: Path | None = None,
+                 corrections: CorrectionStore | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.recognizer = recognizer
+        self.corrections = corrections  # where "Wrong?" keeps drawings with their right digit; None: off
+        self.correcting = False  # "Wrong?" was pressed: the next digit key names the right digit
         self.size = size
         self.save_dir = save_dir if save_dir is not None else Path.cwd()
         self.clock = clock
@@ -335,6 +344,8 @@ class DrawWindow:
         """Apply one pygame event: the left button draws on the pad and presses buttons; keys act."""
         if event.type == pygame.QUIT:
             self.running = False
+        elif event.type == pygame.KEYDOWN and self.correcting:
+            self._correction_key(event.key)
         elif event.type == pygame.KEYDOWN:
             self._key(event.key, getattr(event, "mod", 0))
         elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1 and not self.pad.drawing:
@@ -366,6 +377,8 @@ class DrawWindow:
             self.press("number")
         elif key == pygame.K_s:
             self.press("save")
+        elif key == pygame.K_w:
+            self.press("wrong")
         elif key == pygame.K_ESCAPE or (key == pygame.K_q and control):
             self.running = False
 
@@ -383,6 +396,8 @@ class DrawWindow:
             self._changed(void=True)
         elif name == "save":
             self.save()
+        elif name == "wrong":
+            self.ask_correction()
 
     def save(self) -> Path | None:
         """Save the drawing into save_dir and say where; None (and a notice) when there is nothing."""
@@ -397,6 +412,52 @@ class DrawWindow:
         self._notify(f"Saved {path.name} in {path.parent}")
         return path
 
+    # --- corrections -----------------------------------------------------------------------------
+    def ask_correction(self) -> bool:
+        """"Wrong?": ask for the right digit (the next digit key); False, with a notice saying why, when
+        there is nothing to correct or nowhere to keep it."""
+        if self.corrections is None:
+            self._notify(CORRECTIONS_OFF)
+        elif self.pad.empty:
+            self._notify("Nothing to correct: draw a digit first.")
+        elif self.mode == "number":
+            self._notify("Corrections are for one digit: press N to go back to one digit.")
+        else:
+            self.correcting = True
+            self.notice, self.notice_until = ASK_DIGIT, math.inf  # until a digit or Esc
+            self._dirty = True
+            return True
+        return False
+
+    def _correction_key(self, key: int) -> None:
+        if key in DIGIT_KEYS:
+            self.correct(DIGIT_KEYS[key])
+        elif key == pygame.K_ESCAPE:
+            self._end_correcting("")
+
+    def _end_correcting(self, notice: str) -> None:
+        self.correcting = False
+        self.notice, self.notice_until = notice, self.clock() + NOTICE_SECONDS
+        self._dirty = True
+
+    def correct(self, label: int) -> Correction | None:
+        """Keep the drawing, as drawn and as the network sees it, with `label` in the corrections folder."""
+        if self.corrections is None or self.pad.empty:
+            self._end_correcting(CORRECTIONS_OFF if self.corrections is None else "Nothing to correct.")
+            return None
+        drawn = self.pad.grey()
+        prediction = self.recognizer.predict(drawn)  # 5-10 ms; the same pixels the answer came from
+        try:
+            saved = self.corrections.save(drawn, prediction.image, label, read_as=prediction.digit,
+                                          confidence=prediction.confidence, source="numbre draw",
+                                          model=model_label(self.recognizer.meta))
+        except NumbreError as error:
+            self._end_correcting(f"Not kept: {error}")
+            return None
+        self._end_correcting(f"Kept as {'an' if label == 8 else 'a'} {label} in {self.corrections.folder}; "
+                             "train with numbre train --extra.")
+        return saved
+
     def _pad_point(self, position: tuple[int, int]) -> Point:
         return position[0] - self.canvas_rect.x + 0.5, position[1] - self.canvas_rect.y + 0.5
 
@@ -410,6 +471,8 @@ class DrawWindow:
     # --- recognition -----------------------------------------------------------------------------
     def _changed(self, *, void: bool = False) -> None:
         """The drawing changed, so its answer is out of date; `void`: so are answers on their way."""
+        if self.correcting:  # the correction asked for was about the drawing as it was
+            self._end_correcting("")
         self.generation += 1
         if void:
             self.epoch += 1
@@ -475,7 +538,7 @@ class DrawWindow:
         self.buttons = {name: pygame.Rect(left + (index % 2) * (button_width + GAP),
                                           top + (index // 2) * (36 + GAP), button_width, 36)
                         for index, (name, _) in enumerate(BUTTONS)}
-        bottom = max(self.buttons["save"].bottom, self.help_rect.bottom)
+        bottom = max(*(rect.bottom for rect in self.buttons.values()), self.help_rect.bottom)
         self.screen = pygame.display.set_mode((left + PANEL_WIDTH + MARGIN, bottom + MARGIN))
         self._pad_surface = None
         self._dirty = True
@@ -555,7 +618,7 @@ class DrawWindow:
         for name, label in BUTTONS:
             rect = self.buttons[name]
             pressed = name == "number" and self.mode == "number"
-            enabled = name == "number" or not self.pad.empty
+            enabled = name == "number" or (not self.pad.empty and (name != "wrong" or self.mode == "digit"))
             pygame.draw.rect(self.screen, ACCENT if pressed else PAPER, rect, border_radius=8)
             pygame.draw.rect(self.screen, ACCENT if pressed else LINE, rect, 1, border_radius=8)
             colour = PAPER if pressed else INK if enabled else FADED

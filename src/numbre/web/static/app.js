@@ -17,6 +17,16 @@
 // Screen readers hear #announce (a polite live region), written once per final answer: once the pen
 // has lifted and the answer is for the drawing as it is, never for the answers shown while drawing.
 //
+// Tools: a brush size (the range #brush, in pad pixels) and an eraser, which is a stroke of white
+// paper, so the PNG sent stays exactly what is on the pad. Each stroke keeps its own width and kind,
+// so Undo and Redo (Ctrl+Z; Ctrl+Y or Ctrl+Shift+Z) are a redraw; a new stroke forgets what Redo
+// could have put back. "Download PNG" saves the pad as it is.
+//
+// "That was wrong?" (#correction) is offered only by a server that keeps corrections (GET
+// /api/corrections says enabled; `numbre serve --corrections DIR`), for one digit once it is answered.
+// It opens ten digit buttons (keys 0-9 too; Esc closes them); the one chosen posts the same drawing
+// to /api/corrections?label=N, and the server reads it itself and names the files.
+//
 // "Show what mattered" lays /api/saliency's heat map over the 28x28 view, for one digit only. It
 // costs tens of milliseconds, so it is asked once the answer to the finished drawing is shown, not
 // while the pen moves. #seen-figure's data-saliency: off, pending, shown, none (nothing to explain)
@@ -41,9 +51,15 @@ const pad = $("pad"), boxes = $("boxes"), frame = $("pad-frame"), result = $("re
 const ctx = pad.getContext("2d");
 const seenFigure = $("seen-figure"), overlay = $("saliency"), saliencyToggle = $("show-saliency");
 const boxCtx = boxes.getContext("2d");
+// offline.js's in-browser reader: it answers when the server does not (a static copy of the page, or a
+// server that went away); null if that script is missing.
+const offline = window.NumbreOffline ? window.NumbreOffline.page : null;
 
 let mode = "digit";
-let strokes = [];          // [[{x, y}, ...], ...] in pad pixels
+let strokes = [];          // [[{x, y}, ...], ...] in pad pixels; each array also has .width and .erase
+let undone = [];           // strokes taken back by Undo, the latest last: what Redo puts back
+let erasing = false;       // the eraser is on: new strokes are white paper
+let corrections = false;   // the server keeps corrections (GET /api/corrections)
 let current = null;        // the stroke being drawn
 let drawing = null;        // the pointerId drawing it
 let upload = null;         // {file, bitmap, fit: {scale, x, y}} while an uploaded image is shown
@@ -60,19 +76,20 @@ function resetPad() {
   boxCtx.clearRect(0, 0, boxes.width, boxes.height);
 }
 
-function styleInk() {
-  ctx.strokeStyle = "#000";
-  ctx.fillStyle = "#000";
-  ctx.lineWidth = PEN;
+function styleInk(style) {
+  const colour = style.erase ? "#fff" : "#000";   // the eraser puts paper back
+  ctx.strokeStyle = colour;
+  ctx.fillStyle = colour;
+  ctx.lineWidth = style.width || PEN;
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
 }
 
-function drawStroke(points) {
-  styleInk();
+function drawStroke(points, style = points) {
+  styleInk(style);
   if (points.length === 1) {
     ctx.beginPath();
-    ctx.arc(points[0].x, points[0].y, PEN / 2, 0, 2 * Math.PI);
+    ctx.arc(points[0].x, points[0].y, (style.width || PEN) / 2, 0, 2 * Math.PI);
     ctx.fill();
     return;
   }
@@ -107,8 +124,9 @@ pad.addEventListener("pointerdown", (event) => {
   if (upload) { newEpoch(); upload = null; redraw(); }
   pad.setPointerCapture(event.pointerId);
   drawing = event.pointerId;
-  current = [padPoint(event)];
+  current = Object.assign([padPoint(event)], { width: Number($("brush").value) || PEN, erase: erasing });
   strokes.push(current);
+  undone = [];
   drawStroke(current);
   changed(THROTTLE_MS, true);
 });
@@ -120,7 +138,7 @@ pad.addEventListener("pointermove", (event) => {
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
   const start = current.length - 1;
   for (const each of events.length ? events : [event]) current.push(padPoint(each));
-  drawStroke(current.slice(start));   // only the new segment: redrawing the whole stroke darkens joins
+  drawStroke(current.slice(start), current);   // only the new segment: redrawing the whole stroke darkens joins
   changed(THROTTLE_MS, true);
 });
 
@@ -148,7 +166,15 @@ function undo() {
   if (upload) { clearAll(); return; }
   if (!strokes.length) return;
   newEpoch();
-  strokes.pop();
+  undone.push(strokes.pop());
+  redraw();
+  changed(0);
+}
+
+function redo() {
+  if (!undone.length || drawing !== null) return;
+  newEpoch();
+  strokes.push(undone.pop());
   redraw();
   changed(0);
 }
@@ -156,6 +182,7 @@ function undo() {
 function clearAll() {
   newEpoch();
   strokes = [];
+  undone = [];
   current = null;
   drawing = null;
   upload = null;
@@ -176,6 +203,7 @@ function setMode(next) {
   frame.dataset.mode = result.dataset.mode = mode;
   const kept = upload;
   strokes = [];
+  undone = [];
   current = null;
   drawing = null;
   upload = kept ? { ...kept, fit: fitInto(kept.bitmap) } : null;
@@ -211,6 +239,7 @@ $("upload").addEventListener("change", async (event) => {
   try { bitmap = await createImageBitmap(file); } catch { bitmap = null; }
   newEpoch();
   strokes = [];
+  undone = [];
   upload = { file, bitmap, fit: fitInto(bitmap) };
   redraw();
   changed(0);
@@ -228,12 +257,16 @@ function changed(delay, throttle = false) {
   timer = setTimeout(ask, delay);
 }
 
-// Undo and Clear are disabled on an empty pad; the focus they held moves to the upload control, the
-// next control along, rather than falling to the page's body.
+// Undo and Clear are disabled on an empty pad; the focus they held moves to the next control along
+// that is enabled (Redo after an Undo, else the upload control), rather than falling to the page's body.
 function enableTools(enabled) {
   const focused = document.activeElement;
-  $("undo").disabled = $("clear").disabled = !enabled;
-  if (!enabled && (focused === $("undo") || focused === $("clear"))) $("upload").focus();
+  $("undo").disabled = $("clear").disabled = $("download").disabled = !enabled;
+  $("redo").disabled = !undone.length;
+  if ($("redo").disabled && focused === $("redo")) (enabled ? $("undo") : $("upload")).focus();
+  else if (!enabled && focused === $("undo") && !$("redo").disabled) $("redo").focus();   // the next one along
+  else if (!enabled && (focused === $("undo") || focused === $("clear"))) $("upload").focus();
+  else if (!enabled && focused === $("download")) $("brush").focus();
 }
 
 function padBlob() {   // synchronous: see the top of this file
@@ -261,23 +294,31 @@ async function ask() {
   timer = null;
   const asked = generation, current = epoch;
   if (!strokes.length && !upload) { showEmptyPad(); return; }
-  const request = padRequest();
+  const here = offline !== null && !offline.shouldAskServer();   // this browser answers: no PNG to make
+  const request = here ? {} : padRequest();
   const number = ++sent;
   request.signal = current.signal;
   const url = (mode === "number" ? "/api/read" : "/api/predict") + "?image=1";
   let response, answer;
   try {
+    if (here) throw new Error("answered in this browser");
     response = await fetch(url, request);
     answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+    // A server that is not numbre's (a static copy of the page) answers POSTs with an HTML refusal.
+    if (offline && !/json/.test(response.headers.get("Content-Type") || "")) throw new Error("no numbre server");
   } catch (error) {
     if (current !== epoch || number < shown) return;
-    shown = number;
-    showError("The server does not answer. Check that it is still running, then try again.");
-    return;
+    if (!offline || !(await offline.takeOver())) {
+      shown = number;
+      showError("The server does not answer. Check that it is still running, then try again.");
+      return;
+    }
+    answer = await offline.predict(pad, mode);
+    response = { ok: !answer.error, status: 0 };
   }
   if (current !== epoch || number < shown) return;   // voided, or overtaken by a newer answer
   shown = number;
-  if (!response.ok) { showError(pageMessage(response.status, answer.error)); return; }
+  if (!response.ok) { showError(response.status ? pageMessage(response.status, answer.error) : answer.error); return; }
   const spoken = mode === "number" ? showReading(answer) : showPrediction(answer);
   result.dataset.state = asked === generation ? "done" : "pending";
   if (asked === generation && drawing === null) announce(spoken);
@@ -288,8 +329,8 @@ async function ask() {
 
 // --- what mattered ---------------------------------------------------------------------------
 
-function saliencyWanted() {
-  return saliencyToggle.checked && mode === "digit";
+function saliencyWanted() {   // the heat map comes from the server: not while this browser answers
+  return saliencyToggle.checked && mode === "digit" && !(offline && offline.active);
 }
 
 function hideSaliency(state) {
@@ -474,19 +515,131 @@ function drawBoxes(digits) {
   }
 }
 
+// --- tools: eraser, brush, download ------------------------------------------------------------
+
+function setEraser(on) {
+  erasing = on;
+  $("eraser").setAttribute("aria-pressed", String(on));
+  frame.dataset.tool = on ? "eraser" : "pen";
+}
+
+function showBrush() {
+  $("brush-size").textContent = `${$("brush").value} px`;
+}
+
+function download() {   // the pad as it is, as the PNG the server is sent
+  if (!strokes.length && !upload) return;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(padBlob());
+  const stamp = new Date().toISOString().replace(/\..*$/, "").replace(/[-:]/g, "").replace("T", "-");
+  link.download = `numbre-drawing-${stamp}.png`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+// --- "That was wrong, it is a ..." -------------------------------------------------------------
+
+async function checkCorrections() {
+  try {
+    const response = await fetch("/api/corrections");
+    const answer = await response.json();
+    corrections = response.ok && answer.enabled === true;
+  } catch {
+    corrections = false;   // no server (a static copy of the page): nowhere to keep them
+  }
+  updateCorrection();
+}
+
+function correctionWanted() {
+  return corrections && mode === "digit" && result.dataset.state === "done" &&
+    result.dataset.reason !== "empty" && !(typeof offline !== "undefined" && offline && offline.active);
+}
+
+// Follows #result's state: offered once an answer is shown, gone (with what it said) while the drawing changes.
+function updateCorrection() {
+  const wanted = correctionWanted();
+  if (!wanted && !$("correction").hidden) {
+    openDigits(false, false);
+    $("correction-status").textContent = "";
+    delete result.dataset.corrected;
+    if ($("correction").contains(document.activeElement)) ($("undo").disabled ? $("upload") : $("undo")).focus();
+  }
+  $("correction").hidden = !wanted;
+}
+
+function digitsOpen() {
+  return !$("right-digits").hidden;
+}
+
+function openDigits(open, focus = true) {
+  $("right-digits").hidden = !open;
+  $("wrong").setAttribute("aria-expanded", String(open));
+  if (focus) (open ? $("right-digits").querySelector("button") : $("wrong")).focus();
+}
+
+function correctionMessage(status, said) {
+  if (status === 403) return "This server does not keep corrections.";
+  if (status === 507) return "The server has no room for more corrections. Thank you all the same.";
+  return pageMessage(status, said);
+}
+
+async function sendCorrection(digit) {
+  if (!correctionWanted()) return;
+  const asked = generation;
+  const request = padRequest();   // the drawing as it is now (or the uploaded file): the server reads it itself
+  const say = (text) => { $("correction-status").textContent = text; announce(text); };
+  openDigits(false);
+  $("wrong").disabled = true;
+  $("correction-status").textContent = "Sending\u2026";
+  let response, answer;
+  try {
+    response = await fetch(`/api/corrections?label=${digit}`, request);
+    answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+  } catch {
+    response = null;
+  }
+  $("wrong").disabled = false;
+  if (asked !== generation) return;   // the drawing changed meanwhile: what it said no longer applies
+  if (response === null) say("The server does not answer: the correction was not kept.");
+  else if (!response.ok) say(`Not kept: ${correctionMessage(response.status, answer.error)}`);
+  else say(`Thank you: kept as ${withArticle(digit)} to train the model on.`);
+  if (response && response.ok) result.dataset.corrected = String(digit);
+}
+
 // --- wiring ----------------------------------------------------------------------------------
 
 $("undo").addEventListener("click", undo);
+$("redo").addEventListener("click", redo);
+$("eraser").addEventListener("click", () => setEraser(!erasing));
+$("brush").addEventListener("input", showBrush);
+$("download").addEventListener("click", download);
+$("wrong").addEventListener("click", () => openDigits(!digitsOpen()));
+for (const button of $("right-digits").querySelectorAll("button[data-digit]")) {
+  button.addEventListener("click", () => sendCorrection(Number(button.dataset.digit)));
+}
+new MutationObserver(updateCorrection).observe(result, { attributes: true,
+  attributeFilter: ["data-state", "data-mode", "data-reason"] });
 $("clear").addEventListener("click", clearAll);
 $("mode-digit").addEventListener("click", () => setMode("digit"));
 $("mode-number").addEventListener("click", () => setMode("number"));
 saliencyToggle.addEventListener("change", toggleSaliency);
 document.addEventListener("keydown", (event) => {
   if ($("draw-view").hidden) return;   // the contest has its own keys
-  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") { event.preventDefault(); undo(); }
+  const control = event.ctrlKey || event.metaKey, key = event.key.toLowerCase();
+  if (control && (key === "y" || (key === "z" && event.shiftKey))) { event.preventDefault(); redo(); }
+  else if (control && key === "z") { event.preventDefault(); undo(); }
+  else if (digitsOpen() && /^[0-9]$/.test(event.key) && !control && !event.altKey) {
+    event.preventDefault();
+    sendCorrection(Number(event.key));
+  } else if (event.key === "Escape" && digitsOpen()) openDigits(false);
   else if (event.key === "Escape") clearAll();
 });
 
 buildBars();
 resetPad();
 showEmptyPad();
+showBrush();
+setEraser(false);
+checkCorrections();
