@@ -52,8 +52,14 @@ CONDITIONS = (0, 1, 2)  # busy processes beside the task
 
 # --- the children: one task each, in a fresh process, printing one JSON line ----------------
 def child_train(model: str, steps: int, settings: str) -> dict:
-    """Train `steps` steps of `model`'s recipe on MNIST; the seconds of the training steps."""
-    if settings == "numbre":
+    """Train `steps` steps of `model`'s recipe on MNIST; the seconds of the training steps.
+
+    `settings`: "numbre" (what `numbre train` does), "old" (every core, OpenMP's default spinning),
+    or "spin:N" (numbre's thread count, threads spinning N rounds before they sleep)."""
+    if settings.startswith("spin:"):
+        os.environ.pop("OMP_WAIT_POLICY", None)  # GNU libgomp reads GOMP_SPINCOUNT only without it
+        os.environ["GOMP_SPINCOUNT"] = settings.removeprefix("spin:")
+    elif settings == "numbre":
         from numbre.training.threads import prefer_passive_waiting
 
         prefer_passive_waiting()  # as `numbre train` does, before torch loads
@@ -198,6 +204,10 @@ def tasks(args: argparse.Namespace, folder: Path) -> dict:
         for model, steps in STEPS.items():
             found[f"numbre train {model} ({steps} steps)"] = (
                 lambda model=model, steps=steps: run_child("train", model, str(steps), "numbre"))
+            for spin in args.spin:
+                found[f"{model} ({steps} steps, spinning {spin:,} rounds)"] = (
+                    lambda model=model, steps=steps, spin=spin: run_child("train", model, str(steps),
+                                                                         f"spin:{spin}"))
             if args.old:
                 old = OLD_STEPS[model]
                 found[f"before: {model} ({old} steps, all cores, spinning)"] = (
@@ -223,6 +233,11 @@ def main() -> None:
                         "(default: 3; medians are reported)")
     parser.add_argument("--old", action="store_true",
                         help="also train with the settings numbre used before (every core, spinning)")
+    parser.add_argument("--spin", type=int, nargs="*", default=[], metavar="ROUNDS",
+                        help="also train with threads that spin this many rounds before sleeping "
+                             "(GNU libgomp's GOMP_SPINCOUNT; 300000 is its default, 0 sleeps at once)")
+    parser.add_argument("--idle-only", action="store_true",
+                        help="the idle condition only: compare settings on a quiet machine")
     parser.add_argument("--only", choices=("train", "read"), help="training or reading tasks only")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -243,7 +258,7 @@ def main() -> None:
         seconds: dict[tuple[str, int], list[float]] = {}
         loads: dict[int, list[float]] = {count: [] for count in CONDITIONS}
         for round_ in range(args.rounds):
-            conditions = CONDITIONS if round_ % 2 == 0 else CONDITIONS[::-1]
+            conditions = (0,) if args.idle_only else CONDITIONS if round_ % 2 == 0 else CONDITIONS[::-1]
             for count in conditions:
                 names = list(work) if (round_ + count) % 2 == 0 else list(work)[::-1]
                 with busy(count):
@@ -258,19 +273,22 @@ def main() -> None:
 
 
 def print_table(work: dict, seconds: dict, loads: dict) -> None:
-    header = ["task", "idle s", "1 busy s", "slowdown", "2 busy s", "slowdown"]
+    conditions = [count for count in CONDITIONS if (next(iter(work)), count) in seconds]
+    header = ["task", "idle s"]
+    for count in conditions[1:]:
+        header += [f"{count} busy s", "slowdown"]
     print("| " + " | ".join(header) + " |")
     print("|---|" + "---:|" * (len(header) - 1))
     for name in work:
         idle = statistics.median(seconds[(name, 0)])
         cells = [name, f"{idle:.2f}"]
-        for count in CONDITIONS[1:]:
+        for count in conditions[1:]:
             value = statistics.median(seconds[(name, count)])
             cells += [f"{value:.2f}", f"{value / idle:.2f}x"]
         print("| " + " | ".join(cells) + " |")
     print("\nload average (1 min) at the runs' starts, median [min-max]: " + "; ".join(
         f"{count} busy {statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
-        for count, values in loads.items()))
+        for count, values in loads.items() if values))
     print("target: numbre train slowdown at most 3x beside 2 busy processes on 2 cores")
 
 
