@@ -206,7 +206,8 @@ def main() -> None:
         line_model = recognizer.line_model.path if recognizer.line_model is not None else "none"
         print(f"model: {recognizer.model.path} ({recognizer.meta['architecture']}); line model: {line_model}")
         accuracy_table(recognizer, args.n, args.seed, args.ablation)
-        number_table(recognizer, args.numbers, args.seed)
+        if args.numbers > 0:  # --numbers 0: the digits only
+            number_table(recognizer, args.numbers, args.seed)
         read_timing(recognizer, args.seed)
     timings(args.seed)
 

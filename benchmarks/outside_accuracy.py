@@ -213,12 +213,16 @@ def main() -> None:
         cells = [name, f"{100 * accuracy:.1f}%", f"{1000 * seconds / len(images):.1f}"]
         right, total_seconds = 0, 0.0
         for found in numbers.values():
+            if not found:  # --numbers 0: the digits only
+                cells.append("-")
+                continue
             answers, seconds = read_numbers([image for _, image, _ in found])
             hits = sum(a == truth for a, (truth, _, _) in zip(answers, found, strict=True))
             cells.append(f"{100 * hits / len(found):.1f}%")
             right += hits
             total_seconds += seconds
-        cells += [f"{100 * right / count:.1f}%", f"{1000 * total_seconds / count:.1f}"]
+        cells += ([f"{100 * right / count:.1f}%", f"{1000 * total_seconds / count:.1f}"] if count
+                  else ["-", "-"])
         print("| " + " | ".join(cells) + " |", flush=True)
 
 

@@ -24,6 +24,7 @@
   const STROKE_SCALE = 3, STROKE_TARGET = 6.0, STROKE_BAND = [0.66, 1.55];
   const MNIST_CENTRE = [14.0, 14.0];
   const LABEL_SIDE = 80, SPECK_FRACTION = 0.05, MIN_EXTENT = 0.015, MIN_STROKES = 2.5;
+  const BACKGROUND_OPENING = 7;   // preprocess.BACKGROUND_OPENING
   const SURE_ALONE = 0.9;   // numbre.reading.recognize.SURE_ALONE
   // numbre.reading.segment
   const SEG_SPECK_FRACTION = 0.02, SPLIT_ASPECT = 1.15, JOINED_ASPECT = 0.75, SINGLE_CROSSING = 1.3;
@@ -332,8 +333,8 @@
       }
       return out;
     };
-    small = filter(small, 5, (values) => Math.min(...values));
-    small = filter(small, 5, (values) => Math.max(...values));
+    small = filter(small, BACKGROUND_OPENING, (values) => Math.min(...values));
+    small = filter(small, BACKGROUND_OPENING, (values) => Math.max(...values));
     small = filter(small, 3, (values) => values.reduce((a, b) => a + b, 0) / values.length);
     return pilResize(small, src.w, src.h, "bilinear");
   }
