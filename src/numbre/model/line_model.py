@@ -26,6 +26,7 @@ from numbre.model.onnx_model import (
     check_finite,
     initializer_digest,
     model_digest,
+    parse_onnx,
     read_model_bytes,
     tensor_array,
 )
@@ -159,14 +160,7 @@ class LineModel:
 
 def verify_line_onnx(data: bytes, path: Path | str) -> dict[str, Any]:
     """Parse `data`, check it is a sealed numbre line model with only the expected operators."""
-    import onnx
-
-    try:
-        proto = onnx.load_from_string(data)
-    except Exception as error:  # protobuf's DecodeError, or whatever onnx makes of odd bytes
-        raise ModelFileError(f"{path} is not an ONNX file (truncated, damaged or another format): "
-                             f"{str(error)[:200]}") from None
-    props = {entry.key: entry.value for entry in proto.metadata_props}
+    proto, props = parse_onnx(data, path)
     try:
         meta = json.loads(props[META_KEY])
     except (KeyError, ValueError, RecursionError):

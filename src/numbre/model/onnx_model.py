@@ -214,8 +214,8 @@ def read_model_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def verify_onnx(data: bytes, path: Path | str) -> dict[str, Any]:
-    """Parse `data` as ONNX, check numbre's metadata, the digests and the graph; return the metadata."""
+def parse_onnx(data: bytes, path: Path | str) -> tuple[Any, dict[str, str]]:
+    """`data` as an ONNX model proto and its metadata properties; a one-line error for other bytes."""
     import onnx
 
     try:
@@ -223,7 +223,12 @@ def verify_onnx(data: bytes, path: Path | str) -> dict[str, Any]:
     except Exception as error:  # protobuf's DecodeError, or whatever onnx makes of odd bytes
         raise ModelFileError(f"{path} is not an ONNX file (truncated, damaged or another format): "
                              f"{str(error)[:200]}") from None
-    props = {entry.key: entry.value for entry in proto.metadata_props}
+    return proto, {entry.key: entry.value for entry in proto.metadata_props}
+
+
+def verify_onnx(data: bytes, path: Path | str) -> dict[str, Any]:
+    """Parse `data` as ONNX, check numbre's metadata, the digests and the graph; return the metadata."""
+    proto, props = parse_onnx(data, path)
     if META_KEY not in props:
         raise ModelFileError(f"{path} is an ONNX file but not a numbre model (no numbre metadata); "
                              "export one with `numbre export`")
