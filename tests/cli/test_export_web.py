@@ -16,6 +16,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from numbre.cli import cli
+from numbre.model.line_model import DEFAULT_LINE_ONNX
 from numbre.model.onnx_model import DEFAULT_ONNX
 from numbre.reading.recognize import Recognizer
 from numbre.web.app import STATIC
@@ -34,13 +35,16 @@ def test_export_web_writes_the_page_the_model_its_policy_and_the_runtime(tmp_pat
     result = export_web(site)
     assert result.exit_code == 0, result.output
     assert f"wrote {site.absolute()}" in result.output and "http.server" in result.output
-    assert sorted(path.name for path in site.iterdir()) == ["index.html", "model.json", "model.onnx",
-                                                            "static"]
+    assert sorted(path.name for path in site.iterdir()) == ["index.html", "line-model.onnx", "model.json",
+                                                            "model.onnx", "static"]
     page = (site / "index.html").read_text(encoding="utf-8")
     assert '<html lang="en" data-answerer="browser">' in page  # offline.js answers from the start
     assert '"/static/' not in page and '<script src="static/offline.js" defer></script>' in page
     assert 'href="/api/model"' not in page and 'href="model.json"' in page
     assert (site / "model.onnx").read_bytes() == DEFAULT_ONNX.read_bytes()
+    # The line model the server pairs with the shipped model: the page reads whole numbers with it.
+    assert (site / "line-model.onnx").read_bytes() == DEFAULT_LINE_ONNX.read_bytes()
+    assert "line-model.onnx (reads whole numbers)" in result.output
     meta = json.loads((site / "model.json").read_text(encoding="utf-8"))
     assert meta["rejection"] == Recognizer.load().rejector.to_dict()
     assert meta["class_names"][:10] == [str(digit) for digit in range(10)]
@@ -98,3 +102,16 @@ def test_the_package_ships_every_file_of_the_page_and_its_runtime() -> None:
     missing = [str(path.relative_to(package)) for path in STATIC.rglob("*")
                if path.is_file() and "__pycache__" not in path.parts and path not in shipped]
     assert not missing, missing
+
+
+def test_export_web_writes_no_line_model_for_another_model_and_replaces_older_sites(tmp_path: Path) -> None:
+    """The server pairs the line model with the shipped model only, so does the site; a site written
+    before there was a line model is an earlier export all the same, and is replaced."""
+    other = tmp_path / "other.onnx"
+    other.write_bytes(DEFAULT_ONNX.read_bytes())
+    site = tmp_path / "site"
+    result = export_web(site, str(other))
+    assert result.exit_code == 0, result.output
+    assert not (site / "line-model.onnx").exists() and "line-model.onnx" not in result.output
+    assert export_web(site).exit_code == 0
+    assert (site / "line-model.onnx").read_bytes() == DEFAULT_LINE_ONNX.read_bytes()

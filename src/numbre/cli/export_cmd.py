@@ -68,29 +68,37 @@ def export(model: Path | None, out: Path | None, int8: bool, data: str | None, o
 PAGE_MARK = ('<html lang="en">', '<html lang="en" data-answerer="browser">')
 PAGE_LINKS = (('"/static/', '"static/'), ('<a href="/docs">HTTP API</a> · ', ''),
               ('href="/api/model"', 'href="model.json"'))
-SITE_FILES = ("index.html", "model.onnx", "model.json", "static")
+LINE_FILE = "line-model.onnx"  # the line model (numbre.model.line_model): offline.js reads numbers with it
+SITE_FILES = ("index.html", "model.onnx", "model.json", "static", LINE_FILE)
 
 
 def export_web(model: Path | None, folder: Path) -> None:
-    """Write the drawing page, MODEL's ONNX file, its metadata (the rejection policy the page applies)
-    and the in-browser runtime into `folder`, all at once.
+    """Write the drawing page, MODEL's ONNX file, its metadata (the rejection policy the page applies),
+    the line model that reads whole numbers and the in-browser runtime into `folder`, all at once.
+
+    The line model is the one the server pairs with MODEL (`Recognizer.load`): the shipped one with the
+    shipped model, none with another (the page then reads one digit at a time).
 
     The site is built in a temporary folder beside `folder` and renamed into place, so `folder` is
     never half written. A folder that holds anything but an earlier export is refused, not merged.
     """
     from numbre.atomic import check_folder_path
     from numbre.errors import NumbreError
+    from numbre.model.line_model import DEFAULT_LINE_ONNX, LineModel
     from numbre.model.onnx_model import OnnxModel
     from numbre.reading.recognize import Recognizer, resolve_onnx
     from numbre.web.app import STATIC
 
     check_folder_path(folder, "--web")
     held = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
-    if held and held != sorted(SITE_FILES):
+    # An earlier export may lack the line model (written before it, or for another model).
+    if held and (not set(held) <= set(SITE_FILES) or "index.html" not in held):
         raise NumbreError(f"--web {folder}: that folder holds other files; give a new or empty folder "
                           "(or one an earlier numbre export --web wrote, which is replaced)")
     onnx = OnnxModel.load(resolve_onnx(model))
     rejector = Recognizer(onnx).rejector  # refuses a model that does not read digits
+    # Loading checks the file (digests, operators) before the site serves it to browsers.
+    lines = LineModel.load(DEFAULT_LINE_ONNX) if model is None and DEFAULT_LINE_ONNX.is_file() else None
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     if PAGE_MARK[0] not in page:
         raise NumbreError(f"{STATIC / 'index.html'} has no {PAGE_MARK[0]} tag to mark as a static site; "
@@ -111,6 +119,8 @@ def export_web(model: Path | None, folder: Path) -> None:
                         ignore=shutil.ignore_patterns("index.html", "__pycache__"))
         (building / "index.html").write_text(page, encoding="utf-8")
         (building / "model.onnx").write_bytes(onnx.data)
+        if lines is not None:
+            (building / LINE_FILE).write_bytes(lines.path.read_bytes())
         (building / "model.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
         os.chmod(building, 0o777 & ~_umask())  # mkdtemp makes 0700; a web server's user must read it
@@ -120,10 +130,11 @@ def export_web(model: Path | None, folder: Path) -> None:
                           "the folder is as it was") from None
     finally:
         shutil.rmtree(building, ignore_errors=True)
+    line_part = f", {LINE_FILE} (reads whole numbers)" if lines is not None else ""
     click.echo(f"wrote {folder}: the drawing page, model.onnx ({len(onnx.data):,} bytes), model.json (its "
-               "rejection policy) and the in-browser runtime. Serve the folder with any static web server, "
-               f"e.g. python -m http.server -d {folder} (a page opened from a file:// path cannot load "
-               "WebAssembly)")
+               f"rejection policy){line_part} and the in-browser runtime. Serve the folder with any static "
+               f"web server, e.g. python -m http.server -d {folder} (a page opened from a file:// path "
+               "cannot load WebAssembly)")
 
 
 def _umask() -> int:

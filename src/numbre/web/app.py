@@ -182,6 +182,18 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
         """The loaded model's ONNX file: the page reads drawings with it in the browser if the server goes."""
         return Response(recognizer.model.data, media_type="application/octet-stream")
 
+    line_onnx: list[bytes] = []  # the line model's file, once asked for
+
+    @app.get("/api/line-model.onnx", include_in_schema=False)
+    def line_model_file() -> Response:  # a plain def: FastAPI runs it in a thread, off the event loop
+        """The line model's ONNX file: the page reads whole numbers with it in the browser if the server
+        goes (404 when this server reads numbers by cutting alone)."""
+        if recognizer.line_model is None:
+            return _error(404, "this server reads numbers without a line model: there is no line model file")
+        if not line_onnx:  # read once, on first use: most visits never need it
+            line_onnx.append(recognizer.line_model.path.read_bytes())
+        return Response(line_onnx[0], media_type="application/octet-stream")
+
     @app.get("/api/model", response_model=schemas.ModelOut, tags=["server"])
     async def model_info() -> Response:
         """The loaded model's metadata: architecture, classes, training data and recipe, test figures."""

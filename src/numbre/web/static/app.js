@@ -43,6 +43,8 @@ const MESSAGES = {
   "not a digit": "That does not look like a digit.",
   "several digits": "That looks like several digits: switch to \u201cA number\u201d.",
   numberNotDigit: "Some of that is not a digit (marked ?).",
+  // offline.js reads a number with the line model alone; the server would also cut an unsure line into digits
+  readWithoutCutting: "Read in this browser without cutting the line into digits: a digit may be misread.",
 };
 const FORMATS = "PNG, JPEG, GIF, BMP, TIFF or WebP";
 
@@ -485,12 +487,17 @@ function showReading(answer) {
   });
   $("digits").replaceChildren(...list);
   if (answer.number !== null) {
-    setAnswer(answer.number, `${answer.digits.length} digit${answer.digits.length === 1 ? "" : "s"}`, "", null);
-    return `It reads ${answer.number}.`;
+    const note = answer.unsure ? MESSAGES.readWithoutCutting : "";   // only answers read in this browser say so
+    setAnswer(answer.number, `${answer.digits.length} digit${answer.digits.length === 1 ? "" : "s"}`, note, null);
+    return `It reads ${answer.number}.${note ? ` ${note}` : ""}`;
   }
-  if (answer.reason === "empty" || !answer.digits.length) {
+  if (answer.reason === "empty") {
     setAnswer("–", "", MESSAGES.empty, "empty");
     return MESSAGES.empty;
+  }
+  if (!answer.digits.length) {   // ink in which this browser's line model finds no symbol at all
+    setAnswer("?", "", MESSAGES[answer.reason] || MESSAGES.empty, answer.reason);
+    return MESSAGES[answer.reason] || MESSAGES.empty;
   }
   const partial = answer.digits.map((digit) => (digit.digit === null ? "?" : digit.digit)).join("");
   setAnswer(partial, "", MESSAGES.numberNotDigit, answer.reason);

@@ -10,9 +10,13 @@
 // decision that hangs on that bit is the only way the two can part (tests/web/test_offline_page.py
 // compares 60 drawings).
 //
-// What is read: the pad's own pixels (canvas RGBA, opaque: the page paints it white first), one digit.
-// A whole number (numbre.reading.read_line) is not ported: offline the page reads digits only, and
-// says so. An upload is read as the pad shows it (fitted to 280x280), not at its full resolution.
+// What is read: the pad's own pixels (canvas RGBA, opaque: the page paints it white first), one digit,
+// or a whole number with the line model (numbre.reading.line_reader: line_input, greedy CTC decoding,
+// token_boxes) when it is there (GET /api/line-model.onnx, or line-model.onnx beside a static site). The
+// server also cuts a line into digits (numbre.reading.read_line) when the line model is unsure of one
+// (recognize.LINE_SURE) and keeps the surer reading; that cutting reader is not ported, so here the line
+// model's reading stands, and the page says numbers are read without cutting. An upload is read as the
+// pad shows it (fitted to the pad), not at its full resolution.
 //
 // Loaded as a classic script (window.NumbreOffline) and as a CommonJS module (node), so the port can be
 // checked against the Python pipeline outside a browser too.
@@ -30,6 +34,10 @@
   const SEG_SPECK_FRACTION = 0.02, SPLIT_ASPECT = 1.15, JOINED_ASPECT = 0.75, SINGLE_CROSSING = 1.3;
   const TALL_SIDES = 0.9, MIN_PART = 0.2, SEAM_ROWS = 48, MAX_PIECES = 60, TYPICAL_ASPECT = 0.7;
   const NOT_A_DIGIT = "not a digit", DIGITS = 10;
+  // numbre.model.line_model: HEIGHT, CONTENT, STRIDE, PAD_X, MAX_WIDTH, BLANK, JUNK_CLASS, CLASSES
+  const LINE_HEIGHT = 32, LINE_CONTENT = 28, LINE_STRIDE = 4, LINE_PAD_X = 8, LINE_MAX_WIDTH = 4096;
+  const BLANK = 0, JUNK_CLASS = 11, LINE_CLASSES = 12;
+  const LINE_SURE = 0.98;   // numbre.reading.recognize.LINE_SURE
 
   const f32 = Math.fround;
 
@@ -383,9 +391,14 @@
     const empty = box === null || longer(box) < MIN_EXTENT * Math.max(grey.w, grey.h) ||
       longer(box) < MIN_STROKES * strokeWidth(crop(ink, box));
     if (empty) return { ink: image(ink.w, ink.h), empty: true, box: null };
-    const inputBox = [origin[0] + box[0] * scale, origin[1] + box[1] * scale,
-      Math.min(width, origin[0] + box[2] * scale), Math.min(height, origin[1] + box[3] * scale)];
-    return { ink, empty: false, box, inputBox };
+    const found = { ink, empty: false, box, origin, scale, size: [width, height] };
+    found.inputBox = inputBoxOf(found, box);
+    return found;
+  }
+
+  function inputBoxOf(found, [x0, y0, x1, y1]) {   // preprocess.InkMap.input_box: ink-map box -> pad pixels
+    const { origin: [left, top], scale, size: [width, height] } = found;
+    return [left + x0 * scale, top + y0 * scale, Math.min(width, left + x1 * scale), Math.min(height, top + y1 * scale)];
   }
 
   // --- stage 2: centring (preprocess._center_ink) --------------------------------------------------
@@ -626,6 +639,94 @@
     return [seam, crossed];
   }
 
+  // --- a whole number in one pass (numbre.model.line_model, numbre.reading.line_reader) -------------
+
+  // line_model.line_input: the ink inside `box`, scaled to LINE_CONTENT px tall (BOX filter when
+  // shrinking, BILINEAR when enlarging), clipped to 0..1 and padded to LINE_HEIGHT x (k * LINE_STRIDE).
+  function lineInput(ink, box) {
+    const [x0, y0, x1, y1] = box, width = x1 - x0, height = y1 - y0;
+    const scale = Math.min(LINE_CONTENT / height, (LINE_MAX_WIDTH - 2 * LINE_PAD_X) / width);
+    const ow = Math.max(1, roundHalfEven(width * scale)), oh = Math.max(1, roundHalfEven(height * scale));
+    const resized = pilResize(crop(ink, box), ow, oh, scale < 1 ? "box" : "bilinear");
+    const total = Math.ceil((ow + 2 * LINE_PAD_X) / LINE_STRIDE) * LINE_STRIDE;
+    const data = new Float32Array(LINE_HEIGHT * total), top = Math.floor((LINE_HEIGHT - oh) / 2);
+    for (let y = 0; y < oh; y++) {
+      for (let x = 0; x < ow; x++) data[(top + y) * total + LINE_PAD_X + x] = Math.min(1, Math.max(0, resized.d[y * ow + x]));
+    }
+    // inkColumn: LineInput.ink_column, a network input column as an ink-map column
+    return { data, width: total, scale, x0, y0, y1, inkColumn: (column) => x0 + (column - LINE_PAD_X) / scale };
+  }
+
+  // line_model.greedy_decode: each frame's best class, runs of one class merged, blanks dropped. A token:
+  // {label (1-10 a digit, JUNK_CLASS), first, last, peak (its surest frame), probability (there)}.
+  function greedyDecode(logits, frames) {
+    const rows = [];
+    for (let t = 0; t < frames; t++) rows.push(softmax(Array.from(logits.subarray(t * LINE_CLASSES, (t + 1) * LINE_CLASSES))));
+    const best = rows.map((row) => row.indexOf(Math.max(...row)));   // the first of equals, as numpy's argmax
+    const tokens = [];
+    for (let frame = 0; frame < frames;) {
+      const label = best[frame];
+      let end = frame;
+      while (end + 1 < frames && best[end + 1] === label) end++;
+      if (label !== BLANK) {
+        let peak = frame;
+        for (let t = frame + 1; t <= end; t++) if (rows[t][label] > rows[peak][label]) peak = t;
+        tokens.push({ label, first: frame, last: end, peak, probability: rows[peak][label] });
+      }
+      frame = end + 1;
+    }
+    return tokens;
+  }
+
+  // line_reader.token_boxes: each token's box in ink-map pixels, between the emptiest ink columns that
+  // separate its mark (its peak frame, shifted by how far the line's peaks sit off the digits' centres)
+  // from its neighbours'.
+  function tokenBoxes(ink, prepared, tokens) {
+    if (!tokens.length) return [];
+    const { y0, y1, x0 } = prepared, w = ink.w, rows = y1 - y0;
+    const mask = new Uint8Array(rows * w), weight = new Float32Array(w);
+    for (let y = 0; y < rows; y++) {
+      for (let x = 0; x < w; x++) {
+        const value = ink.d[(y0 + y) * w + x];
+        mask[y * w + x] = value >= INK ? 1 : 0;
+        weight[x] = f32(weight[x] + value);   // band.sum(axis=0): float32, row after row
+      }
+    }
+    let x1 = w;
+    for (let x = w - 1; x >= x0; x--) {
+      let inked = false;
+      for (let y = 0; y < rows && !inked; y++) inked = mask[y * w + x] === 1;
+      if (inked) { x1 = x + 1; break; }
+    }
+    const peaks = tokens.map((token) => prepared.inkColumn(token.peak * LINE_STRIDE + LINE_STRIDE / 2));
+    const offset = peaks.length > 1 ? ((peaks[0] - x0) - (x1 - peaks[peaks.length - 1])) / 2 : 0.0;
+    const marks = peaks.map((peak) => Math.min(Math.max(peak - offset, x0), x1 - 1));
+    const bounds = [x0];
+    for (let i = 0; i + 1 < marks.length; i++) {
+      const left = marks[i], right = marks[i + 1], a = Math.ceil(left), b = Math.floor(right) + 1;
+      if (b - a <= 1) { bounds.push(roundHalfEven((left + right) / 2) + 1); continue; }
+      let lowest = Infinity;
+      for (let x = a; x < b; x++) lowest = Math.min(lowest, weight[x]);
+      const level = f32(lowest + f32(1e-6)), emptiest = [];   // float32, as numpy adds to a float32 scalar
+      for (let x = a; x < b; x++) if (weight[x] <= level) emptiest.push(x - a);
+      bounds.push(a + emptiest[Math.floor(emptiest.length / 2)]);   // the middle of the emptiest stretch
+    }
+    bounds.push(x1);
+    const boxes = [];
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      const left = bounds[i], right = Math.max(bounds[i + 1], left + 1);
+      let c0 = Infinity, c1 = -1, r0 = Infinity, r1 = -1;
+      for (let y = 0; y < rows; y++) {
+        for (let x = left; x < Math.min(right, w); x++) {
+          if (!mask[y * w + x]) continue;
+          c0 = Math.min(c0, x); c1 = Math.max(c1, x); r0 = Math.min(r0, y); r1 = Math.max(r1, y);
+        }
+      }
+      boxes.push(c1 < 0 ? [left, y0, right, y1] : [c0, y0 + r0, c1 + 1, y0 + r1 + 1]);
+    }
+    return boxes;
+  }
+
   // --- the rejection policy (numbre.model.rejection.Rejector.decide) -------------------------------
 
   function softmax(values) {
@@ -665,29 +766,69 @@
 
   // --- the reader ----------------------------------------------------------------------------------
 
-  // `ort` is onnxruntime-web; `model` the ONNX file's bytes; `meta` the model's metadata (/api/model).
+  const SESSION_OPTIONS = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+
+  // `ort` is onnxruntime-web; `model` the ONNX file's bytes; `meta` the model's metadata (/api/model);
+  // `lines` the line model's ONNX bytes, or null: then numbers are not read here.
   class Reader {
-    constructor(session, meta) {
+    constructor(session, meta, lineSession) {
       this.session = session;
       this.meta = meta;
       this.policy = meta.rejection || {};
-      this.queue = Promise.resolve();   // one run at a time: a session is not to be run concurrently
+      this.lineSession = lineSession || null;
+      this.queue = Promise.resolve();   // one run at a time, of either model: the runtime runs one at once
     }
 
-    run(pixels, ort) {
-      const input = { [this.session.inputNames[0]]: new ort.Tensor("float32", pixels, [1, 1, SIDE, SIDE]) };
-      const result = this.queue.then(() => this.session.run(input));
+    enqueue(session, input) {
+      const result = this.queue.then(() => session.run(input));
       this.queue = result.catch(() => {});
       return result;
     }
 
-    static async create(ort, model, meta) {
+    run(pixels, ort) {
+      const input = { [this.session.inputNames[0]]: new ort.Tensor("float32", pixels, [1, 1, SIDE, SIDE]) };
+      return this.enqueue(this.session, input);
+    }
+
+    static async create(ort, model, meta, lines = null) {
       const names = meta.class_names || [];
       if (!(names.length === 10 || (names.length === 11 && names[10] === NOT_A_DIGIT))) {
         throw new Error(`the model tells ${names.length} classes apart; reading needs ten digits`);
       }
-      const session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-      return new Reader(session, meta);
+      const session = await ort.InferenceSession.create(model, SESSION_OPTIONS);
+      const lineSession = lines ? await ort.InferenceSession.create(lines, SESSION_OPTIONS) : null;
+      return new Reader(session, meta, lineSession);
+    }
+
+    // RGBA bytes of the pad -> the JSON of POST /api/read as the line model alone reads it (recognize's
+    // Recognizer._read_in_one_pass), each digit with `pixels`: its 28x28. `unsure` says a digit's
+    // probability is under LINE_SURE, where the server would also cut the line into digits.
+    async read(rgba, width, height, ort) {
+      if (!this.lineSession) throw new Error("this page has no line model to read numbers with");
+      const found = inkMap(rgba, width, height);
+      if (found.empty) return { number: null, digits: [], reason: "empty", unsure: false };
+      const prepared = lineInput(found.ink, found.box);
+      const input = { [this.lineSession.inputNames[0]]: new ort.Tensor("float32", prepared.data, [1, 1, LINE_HEIGHT, prepared.width]) };
+      const output = (await this.enqueue(this.lineSession, input))[this.lineSession.outputNames[0]];
+      const logits = output.data, frames = output.dims[1];
+      if (output.dims[2] !== LINE_CLASSES) throw new Error(`the line model answers ${output.dims[2]} classes, not ${LINE_CLASSES}`);
+      if (!logits.every(Number.isFinite)) throw new Error("the line model answered NaN or infinity for this drawing");
+      const tokens = greedyDecode(logits, frames);
+      // No symbol at all: the server cuts the line instead; here it is ink that reads as no digit.
+      if (!tokens.length) return { number: null, digits: [], reason: NOT_A_DIGIT, unsure: true };
+      const boxes = tokenBoxes(found.ink, prepared, tokens);
+      const digits = tokens.map((token, index) => {
+        const digit = token.label === JUNK_CLASS ? null : token.label - 1;
+        const entry = { digit, confidence: round6(token.probability), box: inputBoxOf(found, boxes[index]),
+          pixels: centerInk(found.ink, boxes[index]) };
+        if (digit === null) entry.reason = NOT_A_DIGIT;
+        return entry;
+      });
+      const readable = digits.every((entry) => entry.digit !== null);
+      const answer = { number: readable ? digits.map((entry) => entry.digit).join("") : null, digits,
+        unsure: tokens.some((token) => token.probability < LINE_SURE) };
+      if (!readable) answer.reason = NOT_A_DIGIT;   // "not a digit" ink makes the number unreadable
+      return answer;
     }
 
     // RGBA bytes of the pad -> the JSON of POST /api/predict (without "image"), plus `pixels`: the 28x28.
@@ -769,16 +910,24 @@
         });
       }
       const ort = root.ort;
-      ort.env.wasm.numThreads = 1;   // threads need a cross-origin isolated page; one digit needs none
+      ort.env.wasm.numThreads = 1;   // threads need a cross-origin isolated page; a digit or a line needs none
       ort.env.wasm.wasmPaths = vendor;
-      const [modelUrl, metaUrl] = this.staticSite ? [new URL("../model.onnx", base).href, new URL("../model.json", base).href]
-        : ["/api/model.onnx", "/api/model"];
-      const [model, meta] = await Promise.all([
+      const [modelUrl, metaUrl, linesUrl] = this.staticSite
+        ? ["../model.onnx", "../model.json", "../line-model.onnx"].map((path) => new URL(path, base).href)
+        : ["/api/model.onnx", "/api/model", "/api/line-model.onnx"];
+      const [model, meta, lines] = await Promise.all([
         fetch(modelUrl).then((response) => { if (!response.ok) throw new Error(`the model file answered ${response.status}`); return response.arrayBuffer(); }),
         fetch(metaUrl).then((response) => { if (!response.ok) throw new Error(`the model's metadata answered ${response.status}`); return response.json(); }),
+        // The line model is optional (a server or site without one): without it, digits only.
+        fetch(linesUrl).then((response) => (response.ok ? response.arrayBuffer() : null), () => null),
       ]);
       this.ort = ort;
-      return Reader.create(ort, new Uint8Array(model), meta);
+      try {
+        return await Reader.create(ort, new Uint8Array(model), meta, lines && new Uint8Array(lines));
+      } catch (error) {
+        if (!lines) throw error;
+        return Reader.create(ort, new Uint8Array(model), meta);   // a line model the runtime refuses: digits only
+      }
     }
 
     // Called by the page when a request to the server failed: true if this browser answers instead.
@@ -807,11 +956,16 @@
     async predict(pad, mode) {
       const reader = await this.load();
       if (!reader) return { error: `This page cannot read drawings without the server: ${this.failed}.` };
-      if (mode !== "digit") {
+      if (mode !== "digit" && !reader.lineSession) {
         return { error: "Without the server this page reads one digit at a time: switch to \u201cOne digit\u201d." };
       }
       const pixels = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
       try {
+        if (mode !== "digit") {   // the JSON of POST /api/read?image=1, plus `unsure`
+          const answer = await reader.read(pixels, pad.width, pad.height, this.ort);
+          for (const digit of answer.digits) { digit.image = pngBase64(digit.pixels); delete digit.pixels; }
+          return answer;
+        }
         const answer = await reader.predict(pixels, pad.width, pad.height, this.ort);
         if (answer.pixels) answer.image = pngBase64(answer.pixels);
         delete answer.pixels;
@@ -830,7 +984,9 @@
       document.documentElement.dataset.reading = state;
       where.textContent = {
         server: "Answers come from the server.",
-        browser: "Answers come from this browser (offline): one digit at a time.",
+        browser: this.reader && this.reader.lineSession
+          ? "Answers come from this browser (offline); numbers are read without cutting."
+          : "Answers come from this browser (offline): one digit at a time.",
         loading: "Getting ready to answer in this browser\u2026",
         none: "Neither the server nor this browser can answer.",
       }[state];
@@ -849,7 +1005,8 @@
     return canvas.toDataURL("image/png").split(",", 2)[1];
   }
 
-  const api = { Reader, inkMap, centerInk, countDigits, decide, roundHalfEven, pilResize, SIDE };
+  const api = { Reader, inkMap, centerInk, countDigits, decide, roundHalfEven, pilResize, SIDE, lineInput, greedyDecode,
+    tokenBoxes, LINE_SURE };
   if (typeof module !== "undefined" && module.exports) module.exports = api;
   else {
     api.page = new Page();
