@@ -196,6 +196,11 @@ def _session(data: bytes, threads: int, path: Path | None):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # warnings about unused initializers are not the user's concern
+    # On x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) ONNX Runtime multiplies unsigned by signed
+    # 8-bit values through 16-bit sums that saturate: measured on an AVX2 EPYC, MNIST test accuracy
+    # 99.64% against 99.72%, and small drawings misread. This setting takes the exact u8u8 kernels
+    # there (one image 0.118 -> 0.150 ms) and changes nothing on other CPUs.
+    options.add_session_config_entry("session.x64quantprecision", "1")
     try:
         return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ONNX Runtime raises its own untyped errors for bad graphs
