@@ -81,11 +81,11 @@ class Summary:
 class Reader:
     """A Ray Data actor: loads the model once, then turns batches of file bytes into rows."""
 
-    def __init__(self, model: str, mode: str) -> None:
+    def __init__(self, model: str, lines: str | None, mode: str) -> None:
         from numbre.reading.recognize import Recognizer
 
         # One thread: one actor per CPU is the parallelism; more threads would fight over cores.
-        self.recognizer = Recognizer.load(model, threads=1)
+        self.recognizer = Recognizer.load(model, threads=1, lines=lines if lines is not None else False)
         self.mode = mode
         self.schema = arrow_schema(mode)
 
@@ -137,11 +137,15 @@ def connect(address: str | None, workers: int | None) -> bool:
 
 
 def run_batch(inputs: Inputs, out: Path, *, mode: str = "digit", model: Path | str | None = None,
+              lines: Path | str | bool | None = None,
               address: str | None = None, workers: int | None = None, format: str = "parquet",
               part_rows: int = PART_ROWS, progress: bool = True,
               on_part: Callable[[Path], None] | None = None) -> Summary:
-    """Read every image of `inputs` not yet in `out` on Ray and store its record there."""
-    from numbre.reading.recognize import Recognizer, resolve_onnx
+    """Read every image of `inputs` not yet in `out` on Ray and store its record there.
+
+    `model` and `lines` are `Recognizer.load`'s: a batch reads each image as `numbre read` would.
+    """
+    from numbre.reading.recognize import Recognizer, line_model_path, resolve_onnx
 
     try:
         import pyarrow  # noqa: F401  (the cluster extra's: Parquet parts, and Ray Data's blocks)
@@ -164,13 +168,16 @@ def run_batch(inputs: Inputs, out: Path, *, mode: str = "digit", model: Path | s
         summary.parts = store.parts_written
         return summary
     model_path = str(resolve_onnx(model).resolve())
-    Recognizer.load(model_path)  # a model that cannot load is one clear error here, not failing workers
+    where = line_model_path(model, lines)
+    line_path = str(where.resolve()) if where is not None else None
+    # A model that cannot load is one clear error here, not failing workers.
+    Recognizer.load(model_path, lines=line_path if line_path is not None else False)
     started = connect(address, workers)
     ray = _import_ray()
     begin = time.perf_counter()
     try:
-        _stream(ray, todo, store, summary, begin, mode=mode, model=model_path, workers=workers,
-                part_rows=part_rows, progress=progress, on_part=on_part)
+        _stream(ray, todo, store, summary, begin, mode=mode, model=model_path, lines=line_path,
+                workers=workers, part_rows=part_rows, progress=progress, on_part=on_part)
     except ray.exceptions.RayError as error:  # the cluster went away, or gave up on a task
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise NumbreError(f"the Ray run stopped ({type(error).__name__}: {first}); {summary.read} images "
@@ -184,7 +191,7 @@ def run_batch(inputs: Inputs, out: Path, *, mode: str = "digit", model: Path | s
 
 
 def _stream(ray, todo: list[str], store: Store, summary: Summary, begin: float, *, mode: str, model: str,
-            workers: int | None, part_rows: int, progress: bool,
+            lines: str | None, workers: int | None, part_rows: int, progress: bool,
             on_part: Callable[[Path], None] | None) -> None:
     import pyarrow as pa
     from tqdm import tqdm
@@ -200,7 +207,7 @@ def _stream(ray, todo: list[str], store: Store, summary: Summary, begin: float, 
         warnings.simplefilter("ignore")  # still how an actor's restarts are set
         dataset = (ray.data.read_binary_files(todo, include_paths=True, num_cpus=READ_CPUS,
                                               override_num_blocks=min(blocks, len(todo)))
-                   .map_batches(Reader, fn_constructor_kwargs={"model": model, "mode": mode},
+                   .map_batches(Reader, fn_constructor_kwargs={"model": model, "lines": lines, "mode": mode},
                                 batch_size=BATCH_IMAGES, batch_format="pyarrow", compute=pool,
                                 num_cpus=WORKER_CPUS, max_restarts=-1, max_task_retries=-1))
     written: set[str] = set()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from numbre.cli.predict_cmd import model_option
+from numbre.cli.predict_cmd import line_choice, line_model_option, model_option
 
 
 @click.command()
@@ -24,6 +24,7 @@ from numbre.cli.predict_cmd import model_option
               help="digit: each image is one digit (as numbre predict); "
                    "number: a line of digits (as numbre read).")
 @model_option
+@line_model_option
 @click.option("--address", default=None,
               help="Join this Ray cluster: auto (the cluster this machine belongs to) or ray://HOST:10001. "
                    "Default: start a Ray on this machine.")
@@ -32,14 +33,15 @@ from numbre.cli.predict_cmd import model_option
 @click.option("--format", "format_", type=click.Choice(["parquet", "jsonl"]), default="parquet",
               show_default=True, help="Part files as Parquet, or JSON lines in numbre predict --json's form.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar with images per second.")
-def batch(inputs: tuple[str, ...], out: Path, mode: str, model: Path | None, address: str | None,
-          workers: int | None, format_: str, progress: bool) -> None:
+def batch(inputs: tuple[str, ...], out: Path, mode: str, model: Path | None, line_model: str | None,
+          address: str | None, workers: int | None, format_: str, progress: bool) -> None:
     """Read every image in INPUTS (folders, at any depth; quoted globs; text files listing paths) into OUT."""
     from numbre.batch.inputs import expand
     from numbre.batch.run import run_batch
 
     found = expand(inputs)
-    summary = run_batch(found, out, mode=mode, model=model, address=address, workers=workers,
+    summary = run_batch(found, out, mode=mode, model=model, lines=line_choice(line_model), address=address,
+                        workers=workers,
                         format=format_, progress=progress)
     steady = summary.steady_rate
     rate = "" if not summary.seconds else (

@@ -136,21 +136,30 @@ def predict(inputs: tuple[str, ...], model: Path | None, as_json: bool, explain:
     run_each(inputs, as_json, handle, show)
 
 
+line_model_option = click.option(
+    "--line-model", "line_model", default=None, metavar="PATH|shipped|none",
+    help="The line model that reads a whole number in one pass: an ONNX file of numbre export-lines, "
+         "'shipped', or 'none' (cut into digits only). Default: the shipped one with the shipped "
+         "digit model, none with a --model of your own.")
+
+
+def line_choice(line_model: str | None) -> Path | bool | None:
+    """--line-model as `Recognizer.load`'s `lines`: a file, True (shipped), False (none) or None."""
+    if line_model is None:
+        return None
+    return {"shipped": True, "none": False}.get(line_model.lower(), Path(line_model))
+
+
 @click.command()
 @inputs_argument
 @model_option
 @json_option
-@click.option("--line-model", "line_model", default=None, metavar="PATH|shipped|none",
-              help="The line model that reads a whole number in one pass: an ONNX file of numbre "
-                   "export-lines, 'shipped', or 'none' (cut into digits only). Default: the shipped one "
-                   "with the shipped digit model, none with a --model of your own.")
+@line_model_option
 def read(inputs: tuple[str, ...], model: Path | None, as_json: bool, line_model: str | None) -> None:
     """Read each image in INPUTS as a written number: one line of digits, any count."""
     from numbre.reading.recognize import Recognizer
 
-    lines: Path | bool | None = {None: None, "shipped": True, "none": False}.get(
-        line_model.lower() if line_model is not None else None, Path(line_model or "."))
-    recognizer = Recognizer.load(model, lines=lines)
+    recognizer = Recognizer.load(model, lines=line_choice(line_model))
 
     def handle(name: str, source: bytes | Path) -> dict:
         return recognizer.read(source).to_dict()

@@ -133,13 +133,8 @@ class Recognizer:
         `numbre train-lines`). None (the default) pairs the shipped line model with the shipped digit
         model only: a model of your own then reads numbers alone, so what you measure is your model.
         """
-        if lines is None:
-            lines = path is None
-        line_model = None
-        if lines is True:
-            line_model = LineModel.load(DEFAULT_LINE_ONNX) if DEFAULT_LINE_ONNX.is_file() else None
-        elif lines is not False:
-            line_model = LineModel.load(lines)
+        where = line_model_path(path, lines)
+        line_model = LineModel.load(where) if where is not None else None
         return cls(OnnxModel.load(resolve_onnx(path), threads=threads), line_model)
 
     @property
@@ -277,6 +272,22 @@ class Recognizer:
     @staticmethod
     def _empty() -> Prediction:
         return Prediction(None, 0.0, (0.0,) * 10, np.zeros((SIDE, SIDE), np.float32), None, EMPTY)
+
+
+def line_model_path(path: Path | str | None, lines: Path | str | bool | None) -> Path | None:
+    """The line model file `Recognizer.load(path, lines=lines)` reads, or None for none.
+
+    One answer for every front end and for each worker of `numbre batch`, which is handed this path
+    rather than the choice, so a worker given the shipped digit model's file still reads numbers as
+    `numbre read` does.
+    """
+    if lines is None:
+        lines = path is None
+    if lines is True:
+        return DEFAULT_LINE_ONNX if DEFAULT_LINE_ONNX.is_file() else None
+    if lines is False:
+        return None
+    return Path(lines)
 
 
 def resolve_onnx(path: Path | str | None) -> Path:
