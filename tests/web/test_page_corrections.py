@@ -15,7 +15,7 @@ import numpy as np
 import playwright.sync_api as playwright_api
 import pytest
 from PIL import Image
-from test_web_page import ONE, answered, axe_violations, draw, open_page, snapshot
+from test_web_page import ONE, answered, axe_violations, checked_page, draw, open_page, snapshot
 
 from apphelpers import running_server
 from numbre.data.corrections import load_corrections, read_corrections
@@ -36,14 +36,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 @pytest.fixture
 def page(browser, served: tuple[str, Path], request: pytest.FixtureRequest):
-    problems: list[str] = []
-    page = open_page(browser, served[0], problems)
-    expect(page.locator("#result")).to_have_attribute("data-state", "empty")
-    yield page
-    snapshot(page, request.node.name)
-    problems += page.evaluate("window.__probe.violations")
-    page.context.close()
-    assert not problems, problems
+    yield from checked_page(browser, served[0], request.node.name)
 
 
 def labels(folder: Path) -> list[int]:

@@ -18,7 +18,7 @@ import numpy as np
 import playwright.sync_api as playwright_api
 import pytest
 from PIL import Image
-from test_web_page import ONE, answered, axe_violations, draw, ink_pixels, open_page, snapshot
+from test_web_page import ONE, answered, axe_violations, checked_page, draw, ink_pixels, open_page, snapshot
 
 from apphelpers import running_server
 
@@ -35,14 +35,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser, base_url: str, request: pytest.FixtureRequest):
-    problems: list[str] = []
-    page = open_page(browser, base_url, problems)
-    expect(page.locator("#result")).to_have_attribute("data-state", "empty")
-    yield page
-    snapshot(page, request.node.name)
-    problems += page.evaluate("window.__probe.violations")
-    page.context.close()
-    assert not problems, problems
+    yield from checked_page(browser, base_url, request.node.name)
 
 
 def pad_pixels(page) -> np.ndarray:

@@ -100,16 +100,22 @@ def open_page(browser, base_url: str, problems: list[str], *, scheme: str = "lig
     return page
 
 
-@pytest.fixture
-def page(browser, base_url: str, request: pytest.FixtureRequest):
+def checked_page(browser, base_url: str, name: str) -> Iterator:
+    """The body of a `page` fixture: an empty page on the app for one test, then its screenshot
+    (`name`), and a failure for any problem `open_page` recorded or CSP violation the probe saw."""
     problems: list[str] = []
     page = open_page(browser, base_url, problems)
     expect(page.locator("#result")).to_have_attribute("data-state", "empty")
     yield page
-    snapshot(page, request.node.name)
+    snapshot(page, name)
     problems += page.evaluate("window.__probe.violations")
     page.context.close()
     assert not problems, problems
+
+
+@pytest.fixture
+def page(browser, base_url: str, request: pytest.FixtureRequest):
+    yield from checked_page(browser, base_url, request.node.name)
 
 
 def snapshot(page, name: str) -> None:
