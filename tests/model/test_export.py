@@ -99,8 +99,13 @@ def test_int8_export_keeps_the_answers_of_a_trained_model(tiny, tmp_path: Path) 
     calibration = tiny.x_train[:200].astype(np.float32) / 255
     quantized = export_onnx(tmp_path / "run", tmp_path / "int8.onnx", calibration=calibration)
     runtime = OnnxModel.load(quantized)
-    assert "int8" in runtime.meta["quantized"]
-    assert any(node.op_type.startswith("QLinear") for node in onnx.load(str(quantized)).graph.node)
+    assert "int8" in runtime.meta["quantized"] and "7-bit weights" in runtime.meta["quantized"]
+    graph = onnx.load(str(quantized)).graph
+    assert any(node.op_type.startswith("QLinear") for node in graph.node)
+    # 7-bit weights: u8 x s8 products summed in pairs (255 * 64 * 2) stay inside int16 without VNNI
+    weights = [onnx.numpy_helper.to_array(tensor) for tensor in graph.initializer
+               if tensor.data_type == onnx.TensorProto.INT8]
+    assert weights and all(np.abs(w).max() <= 64 for w in weights)
     network, _ = load_torch_model(tmp_path / "run")
     images = tiny.x_test.astype(np.float32) / 255
     with torch.inference_mode():

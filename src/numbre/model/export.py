@@ -19,7 +19,7 @@ import numpy as np
 
 from numbre.atomic import atomic_save
 from numbre.errors import NumbreError
-from numbre.model.onnx_model import OnnxModel, check_finite, seal_onnx
+from numbre.model.onnx_model import SEVEN_BIT_WEIGHTS, OnnxModel, check_finite, seal_onnx
 
 OPSET = 17
 MAX_LOGIT_DIFFERENCE = 1e-4  # float32 kernels differ in summation order, not in results
@@ -52,7 +52,8 @@ def export_onnx(model: Path | str | None, out: Path | str, *, check: bool = True
     meta = {**model_file.meta, "source_weights_sha256": model_file.meta["weights_sha256"], "opset": OPSET}
     if calibration is not None:
         proto = quantize_int8(proto, calibration)
-        meta["quantized"] = f"int8, static, per channel, calibrated on {len(calibration):,} training images"
+        meta["quantized"] = (f"int8, static, per channel, {SEVEN_BIT_WEIGHTS}, calibrated on "
+                             f"{len(calibration):,} training images")
     proto.producer_name = "numbre"
     out = Path(out)
     check_finite(proto, f"{out} was not written")
@@ -72,7 +73,15 @@ def export_onnx(model: Path | str | None, out: Path | str, *, check: bool = True
 
 
 def quantize_int8(proto, calibration: np.ndarray):
-    """Static int8 quantisation of `proto` with activation ranges measured on `calibration`."""
+    """Static int8 quantisation of `proto` with activation ranges measured on `calibration`.
+
+    The weights take 7 bits (`reduce_range`): x86 CPUs without VNNI multiply unsigned 8-bit
+    activations by signed 8-bit weights through pairwise 16-bit sums, which saturate at full range
+    (255 * 127 * 2 > 32767) and misread digits; 255 * 64 * 2 fits, so ONNX Runtime's fast kernels
+    are exact on every CPU (measured on an AVX2 EPYC: MNIST 99.66% at 0.100 ms per image, against
+    99.47% at 0.103 ms with 8-bit weights, or 99.64% at 0.127 ms with them on the exact but slower
+    kernels).
+    """
     import tempfile
 
     import onnx
@@ -95,7 +104,7 @@ def quantize_int8(proto, calibration: np.ndarray):
             quant_pre_process(str(plain), str(prepared))
             quantize_static(str(prepared), str(quantized), Batches(), quant_format=QuantFormat.QOperator,
                             per_channel=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8)
+                            weight_type=QuantType.QInt8, reduce_range=True)
         return onnx.load(str(quantized))
 
 
