@@ -96,13 +96,6 @@ def drawings() -> list[tuple[str, list, bool]]:
     return made
 
 
-def server_reading(server_url: str, png: bytes) -> dict:
-    response = httpx.post(f"{server_url}/api/read?image=1", content=png,
-                          headers={"Content-Type": "image/png"}, timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def boxes_agree(mine: list, theirs: list) -> bool:
     return all(abs(a - b) <= BOX_SLACK for one, other in zip(mine, theirs, strict=True)
                for a, b in zip(one, other, strict=True))
@@ -151,7 +144,7 @@ def test_the_static_site_reads_numbers_in_the_browser_as_the_server_does(browser
             differences.append(f"{name}: page shows {here['shown']!r}, {here['message']!r}, "
                                f"{here['listed']} digits")
         if not unsure and line.tokens:  # the server takes the line model's reading alone
-            there = server_reading(server_url, png)
+            there = test_offline_page.server_answer(server_url, png, route="read")
             # An unreadable line's digits are the cutting reader's on the server: its verdict is compared.
             readable = mine["number"] is not None
             if (mine["number"], mine.get("reason")) != (there["number"], there.get("reason")) or (

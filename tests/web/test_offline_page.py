@@ -179,8 +179,9 @@ def drawings() -> list[tuple[str, list]]:
     return made
 
 
-def server_answer(server_url: str, png: bytes) -> dict:
-    response = httpx.post(f"{server_url}/api/predict?image=1", content=png,
+def server_answer(server_url: str, png: bytes, route: str = "predict") -> dict:
+    """The server's JSON answer to `png` on /api/{route} (predict or read), with the 28x28 views."""
+    response = httpx.post(f"{server_url}/api/{route}?image=1", content=png,
                           headers={"Content-Type": "image/png"}, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
