@@ -28,7 +28,8 @@
   const STROKE_SCALE = 3, STROKE_TARGET = 6.0, STROKE_BAND = [0.66, 1.55];
   const MNIST_CENTRE = [14.0, 14.0];
   const LABEL_SIDE = 80, SPECK_FRACTION = 0.05, MIN_EXTENT = 0.015, MIN_STROKES = 2.5;
-  const BACKGROUND_OPENING = 7;   // preprocess.BACKGROUND_OPENING
+  const BACKGROUND_OPENING = 9;   // preprocess.BACKGROUND_OPENING
+  const EDGE_SLIVER = 8;   // preprocess.EDGE_SLIVER
   const SURE_ALONE = 0.9;   // numbre.reading.recognize.SURE_ALONE
   // numbre.reading.segment
   const SEG_SPECK_FRACTION = 0.02, SPLIT_ASPECT = 1.15, JOINED_ASPECT = 0.75, SINGLE_CROSSING = 1.3;
@@ -295,8 +296,12 @@
       const under = backgroundOf(oriented);
       ink = image(w, h);
       for (let i = 0; i < n; i++) ink.d[i] = oriented.d[i] - under.d[i];
-      const residual = borderValues(ink), centre = median(residual);
-      noise = 1.4826 * median(residual.map((value) => f32(Math.abs(f32(value - centre)))));
+      let sample = Array.from(ink.d);   // preprocess._paper_noise: the whole picture, sampled as numpy slices it
+      if (sample.length > 20000) {
+        const step = Math.floor(sample.length / 10000);
+        sample = sample.filter((_, index) => index % step === 0);
+      }
+      noise = Math.min(robustSigma(sample), robustSigma(borderValues(ink)));
     }
     const above = f32(Math.max(6 * noise, 0.04));
     let candidates = [];
@@ -316,7 +321,12 @@
       if (scale !== 1) value = f32(value * scale);
       ink.d[i] = Math.max(0, Math.min(1, value));
     }
-    return dropSpecks(ink, noise > 0);
+    return dropSpecks(ink, noise > 0, spread >= 0.08 && Math.max(w, h) <= 2 * Math.min(w, h));
+  }
+
+  function robustSigma(values) {   // preprocess._robust_sigma
+    const centre = median(values);
+    return 1.4826 * median(values.map((value) => f32(Math.abs(f32(value - centre)))));
   }
 
   function backgroundOf(src) {   // preprocess._background: a grey opening on a ~32 px copy, scaled back
@@ -347,7 +357,28 @@
     return pilResize(small, src.w, src.h, "bilinear");
   }
 
-  function dropSpecks(ink, grainy) {
+  function edgeSlivers(labels, count, w, h, areas) {   // preprocess._edge_slivers
+    const boxes = Array.from({ length: count + 1 }, () => [w, h, 0, 0]);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const label = labels[y * w + x];
+        if (!label) continue;
+        const box = boxes[label];
+        box[0] = Math.min(box[0], x); box[1] = Math.min(box[1], y);
+        box[2] = Math.max(box[2], x + 1); box[3] = Math.max(box[3], y + 1);
+      }
+    }
+    const depthRows = Math.max(2, Math.floor(h / EDGE_SLIVER)), depthColumns = Math.max(2, Math.floor(w / EDGE_SLIVER));
+    const biggest = areas.indexOf(Math.max(...areas)), sliver = new Array(count + 1).fill(false);
+    for (let label = 1; label <= count; label++) {
+      if (label === biggest) continue;
+      const [x0, y0, x1, y1] = boxes[label];
+      sliver[label] = ((y0 === 0 || y1 === h) && y1 - y0 <= depthRows) || ((x0 === 0 || x1 === w) && x1 - x0 <= depthColumns);
+    }
+    return sliver;
+  }
+
+  function dropSpecks(ink, grainy, edges) {
     const { w, h } = ink, pool = Math.max(1, Math.ceil(Math.max(w, h) / LABEL_SIDE));
     const mass = boxReduceFloat(ink, pool), level = f32(INK / (pool * pool) - TOLERANCE);
     const cells = new Uint8Array(mass.w * mass.h);
@@ -360,6 +391,10 @@
     areas[0] = 0;
     const biggest = Math.max(...areas), keep = Array.from(areas, (area) => area >= SPECK_FRACTION * biggest);
     keep[0] = areas[0] >= SPECK_FRACTION * biggest;
+    if (edges) {
+      const sliver = edgeSlivers(found.labels, found.count, mass.w, mass.h, areas);
+      for (let label = 1; label <= found.count; label++) if (sliver[label]) keep[label] = false;
+    }
     if (!grainy && keep.slice(1).every(Boolean)) return ink;
     const kept = morphStep(Uint8Array.from(found.labels, (label) => (keep[label] ? 1 : 0)), mass.w, mass.h, true, true);
     const out = image(w, h);
