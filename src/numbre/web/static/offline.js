@@ -297,8 +297,8 @@
       ink = image(w, h);
       for (let i = 0; i < n; i++) ink.d[i] = oriented.d[i] - under.d[i];
       let sample = Array.from(ink.d);   // preprocess._paper_noise: the whole picture, sampled as numpy slices it
-      if (sample.length > 20000) {
-        const step = Math.floor(sample.length / 10000);
+      if (sample.length > 4000) {
+        const step = Math.floor(sample.length / 2000);
         sample = sample.filter((_, index) => index % step === 0);
       }
       noise = Math.min(robustSigma(sample), robustSigma(borderValues(ink)));
