@@ -332,7 +332,7 @@ def _drop_specks(ink: np.ndarray, *, grainy: bool = True, edges: bool = False) -
     areas[0] = 0
     keep = areas >= SPECK_FRACTION * areas.max()
     if edges:
-        keep &= ~_edge_slivers(found, labels, areas)
+        keep &= ~_edge_slivers(found, areas)
     if not grainy and keep[1:].all():
         return ink  # a clean canvas: nothing to drop, nothing faint between the strokes
     # A one-cell rim around the kept components keeps their anti-aliased edges.
@@ -345,14 +345,14 @@ def _drop_specks(ink: np.ndarray, *, grainy: bool = True, edges: bool = False) -
     return ink * kept.repeat(pool, axis=0).repeat(pool, axis=1)[:height, :width]
 
 
-def _edge_slivers(found: Components, labels: np.ndarray, areas: np.ndarray) -> np.ndarray:
+def _edge_slivers(found: Components, areas: np.ndarray) -> np.ndarray:
     """Per component: a thin strip along the picture's edge, not the biggest ink.
 
     A photo's frame holds the page's edge, the table beyond a turned page, a
     shadow: after levelling they are strips of "ink" a few pixels deep along a
     side, and kept, they stretch the digit's box and shrink the digit.
     """
-    height, width = labels.shape
+    height, width = found.mask.shape
     sliver = np.zeros(found.count + 1, bool)
     depth_rows, depth_columns = max(2, height // EDGE_SLIVER), max(2, width // EDGE_SLIVER)
     biggest = int(np.argmax(areas))
