@@ -24,6 +24,9 @@ RUN pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 RUN useradd --create-home --uid 10001 numbre
 USER numbre
 WORKDIR /home/numbre
+# The page's in-browser runtime, fetched into the image (checked against the npm registry's integrity
+# hash): a replica then reads offline without reaching the registry.
+RUN numbre data fetch --web-runtime --quiet
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=2)"]

@@ -64,15 +64,33 @@ def tiny_folder(tiny: Dataset, tmp_path: Path) -> Path:
     return write_idx_folder(tiny, tmp_path / "tiny-data")
 
 
+@pytest.fixture(scope="session")
+def _web_runtime() -> Path:
+    """The page's in-browser runtime (onnxruntime-web), fetched into the user's real cache on first use."""
+    import os
+    from unittest import mock
+
+    from numbre.web.runtime import ensure_runtime
+
+    with mock.patch.dict(os.environ, {"NUMBRE_CACHE": real_cache()}):
+        return ensure_runtime(quiet=True)
+
+
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch) -> None:
-    """No test reads or writes the user's real cache or picks up NUMBRE_* settings."""
+def _private_cache(tmp_path_factory, monkeypatch, _web_runtime: Path) -> None:
+    """No test reads or writes the user's real cache or picks up NUMBRE_* settings.
+
+    The private cache holds the page's runtime, as a link to the real cache's copy: the page's tests
+    need it and only tests/web/test_runtime.py fetches it again.
+    """
     import os
 
     for key in list(os.environ):
         if key.startswith("NUMBRE_"):
             monkeypatch.delenv(key)
-    monkeypatch.setenv("NUMBRE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    cache = tmp_path_factory.mktemp("cache")
+    (cache / _web_runtime.name).symlink_to(_web_runtime, target_is_directory=True)
+    monkeypatch.setenv("NUMBRE_CACHE", str(cache))
 
 
 def real_cache() -> str:

