@@ -8,7 +8,10 @@ from PIL import Image, ImageDraw
 
 from numbre import Recognizer
 from numbre.data.drawn import drawn_number, drawn_number_with_boxes, glyph
+from numbre.reading.line_reader import read_tokens
+from numbre.reading.preprocess import center_ink, ink_map
 from numbre.reading.read_line import best_path, candidates, read_line
+from numbre.reading.recognize import LINE_SURE
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +133,21 @@ def test_best_path_covers_every_slice_once_with_the_highest_total() -> None:
     spans = np.array([[0, 1], [1, 2], [0, 2], [2, 3]])
     assert best_path(spans, 3, np.array([1.0, 1.0, 3.0, 0.5])) == [2, 3]  # joined: 3.5 beats 2.5
     assert best_path(spans, 3, np.array([2.0, 2.0, 3.0, -1.0])) == [0, 1, 3]  # apart: 3.0 beats 2.0
+
+
+def test_a_digit_s_image_is_its_ink_placed_made_when_asked_for(recognizer: Recognizer) -> None:
+    """The 28x28 image of each digit the line model read is its ink placed MNIST's way (`center_ink`),
+    made while reading only for the digits the digit model checked, for the others when first asked for."""
+    image = drawn_number([glyph(digit) for digit in (3, 1, 4, 1, 5)], np.random.default_rng(7))
+    reading = recognizer.read(image)
+    assert reading.number == "31415", reading.to_dict()
+    found = ink_map(image)
+    line = read_tokens(found, recognizer.line_model)
+    assert len(line.boxes) == 5
+    for digit, token, box in zip(reading.digits, line.tokens, line.boxes, strict=True):
+        made_while_reading = "image" in vars(digit)
+        assert made_while_reading == (token.probability < LINE_SURE)
+        placed = digit.image
+        assert placed.shape == (28, 28) and placed.dtype == np.float32 and placed.max() == 1.0
+        np.testing.assert_array_equal(placed, center_ink(found.ink, box=box))
+        assert digit.image is placed  # made once

@@ -18,8 +18,9 @@ weights overflow; weights that hold NaN are refused when the file loads) raises
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,18 @@ class Prediction:
     digit: int | None
     confidence: float  # the calibrated probability of the named (or most likely) class
     probabilities: tuple[float, ...]  # one per class, summing to 1 (all zero for an empty image)
-    image: np.ndarray = field(repr=False)  # (28, 28) float32: what the network saw
+    _image: np.ndarray | Callable[[], np.ndarray] = field(repr=False)  # `image`, or what makes it
     box: Box | None = None  # (x0, y0, x1, y1) of the ink in the input, x1/y1 exclusive
     reason: str | None = None  # "empty", "several digits" or "not a digit" when digit is None
+
+    @functools.cached_property
+    def image(self) -> np.ndarray:
+        """(28, 28) float32: what the network saw, the digit's ink placed as MNIST placed digits.
+
+        A digit the line model read surely was never shown to the digit network; its image is made
+        only when someone looks (the page's 28x28 view, `image=1`), not on every reading.
+        """
+        return self._image() if callable(self._image) else self._image
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `numbre predict --json` and `POST /api/predict`."""
@@ -211,15 +221,20 @@ class Recognizer:
         line = read_tokens(found, self.line_model)
         if not line.tokens:
             return None, False
-        images = np.stack([center_ink(found.ink, box=box) for box in line.boxes])
+        unsure = [index for index, token in enumerate(line.tokens) if token.probability < LINE_SURE]
+        # Placing a digit MNIST's way costs a quarter of reading a line: done now only for the digits
+        # the digit model checks, for the others when their image is asked for.
+        images = {index: center_ink(found.ink, box=line.boxes[index]) for index in unsure}
+        made = [images[index] if index in images else functools.partial(center_ink, found.ink, box=box)
+                for index, box in enumerate(line.boxes)]
         digits = tuple(
             Prediction(token.digit, token.probability, token.digit_probabilities, image, found.input_box(box),
                        NOT_A_DIGIT if token.digit is None else None)
-            for token, image, box in zip(line.tokens, images, line.boxes, strict=True))
-        unsure = [index for index, token in enumerate(line.tokens) if token.probability < LINE_SURE]
+            for token, image, box in zip(line.tokens, made, line.boxes, strict=True))
         doubted = False
         if unsure:  # the digit model looks only at digits the line model is unsure of
-            checked = self._decide(self._logits(images[unsure]), images[unsure])
+            checked_images = np.stack([images[index] for index in unsure])
+            checked = self._decide(self._logits(checked_images), checked_images)
             doubted = any(check.reason is not None for check in checked)
         if any(digit.digit is None for digit in digits):
             return Reading(None, digits, NOT_A_DIGIT), doubted
