@@ -1,6 +1,6 @@
-"""The drawing page without the server: the shipped model run in the browser (static/offline.js and the
-onnxruntime-web, fetched into the cache: numbre.web.runtime), on a static copy of the page (`numbre export --web`) and on a served page whose
-server goes away.
+"""The drawing page without the server: the shipped model run in the browser (static/offline.js and
+onnxruntime-web, fetched into the cache by numbre.web.runtime), on a static copy of the page (`numbre
+export --web`) and on a served page whose server goes away.
 
 The static copy is served by a plain http.server, which answers the page's POSTs with an HTML 501: the
 page must read every drawing in the browser. Its answers are compared, drawing by drawing, with what the
