@@ -65,6 +65,17 @@ def test_a_good_tarball_lands_in_the_cache_file_by_file(registry, tmp_path: Path
     assert registry.requests == [f"/npm/onnxruntime-web/-/onnxruntime-web-{runtime.VERSION}.tgz"]
 
 
+def test_a_damaged_file_in_the_cache_is_fetched_again(registry, tmp_path: Path) -> None:
+    folder = runtime.fetch_runtime(quiet=True, folder=tmp_path / "runtime")
+    (folder / "ort.wasm.min.js").write_bytes(b"var ort = {}; alert(1);\n")  # edited after the fetch
+    assert runtime.find_runtime(folder) is None
+    (folder / "ort-wasm-simd-threaded.mjs").unlink()
+    assert runtime.find_runtime(folder) is None
+    runtime.fetch_runtime(quiet=True, folder=folder)
+    assert runtime.find_runtime(folder) == folder
+    assert (folder / "ort.wasm.min.js").read_bytes() == SMALL["ort.wasm.min.js"]
+
+
 def test_the_cli_fetches_into_the_cache_once(registry, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("NUMBRE_CACHE", str(tmp_path / "cache"))
     for _ in range(2):
@@ -137,8 +148,16 @@ def test_the_server_serves_the_runtime_and_its_licence() -> None:
         assert httpx.get(f"{url}/static/vendor/onnxruntime-web/nothing.js").status_code == 404
 
 
-def test_a_server_without_the_runtime_says_how_to_fetch_it(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("cache", ["empty", "damaged"])
+def test_a_server_without_the_runtime_says_how_to_fetch_it(tmp_path: Path, monkeypatch, cache: str) -> None:
+    real = runtime.find_runtime()  # the test cache's (conftest)
+    assert real is not None
     monkeypatch.setenv("NUMBRE_CACHE", str(tmp_path))
+    if cache == "damaged":  # a copy of the real runtime whose module was edited
+        folder = runtime.runtime_folder()
+        folder.mkdir(parents=True)
+        for name in runtime.FILES:
+            (folder / name).write_bytes(b"edited" if name.endswith(".mjs") else (real / name).read_bytes())
     with live_server(create_app()) as url:
         answer = httpx.get(f"{url}/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm")
         assert answer.status_code == 404

@@ -48,7 +48,15 @@ from numbre.web.headers import HostCheck
 from numbre.web.limits import RETRY_AFTER, Admission, QueueFull, RequestLimits, ServeLimits, WorkPool
 from numbre.web.metrics import RequestMetrics, ServerMetrics
 from numbre.web.ready import self_test
-from numbre.web.runtime import FILES, MEDIA_TYPES, PACKAGE, STATIC_FOLDER, VERSION, runtime_folder
+from numbre.web.runtime import (
+    FILES,
+    MEDIA_TYPES,
+    PACKAGE,
+    STATIC_FOLDER,
+    VERSION,
+    find_runtime,
+    runtime_folder,
+)
 from numbre.web.uploads import UPLOAD_BODY, UploadError, image_bytes, png_base64
 
 if TYPE_CHECKING:
@@ -220,9 +228,9 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
         beside them from the package's static folder."""
         if name not in FILES:
             return await static_files.get_response(f"{STATIC_FOLDER}/{name}", request.scope)
-        if not (runtime / name).is_file():
+        if find_runtime(runtime) is None:  # missing, or not the pinned files: never served
             return _error(404, f"the page's in-browser runtime ({PACKAGE} {VERSION}) is not in "
-                               f"{runtime} yet: numbre serve fetches it as it starts, or run "
+                               f"{runtime} (or is damaged): numbre serve fetches it as it starts, or run "
                                "numbre data fetch --web-runtime")
         return FileResponse(runtime / name, media_type=MEDIA_TYPES[Path(name).suffix])
 

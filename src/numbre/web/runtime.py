@@ -15,6 +15,7 @@ onnxruntime-web/, which the server serves and the export copies beside the fetch
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import http.client
 import io
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from numbre.atomic import atomic_write
 from numbre.data.dataset import cache_root
-from numbre.errors import DataError, DownloadError
+from numbre.errors import DataError, DownloadError, NumbreError
 
 PACKAGE = "onnxruntime-web"
 VERSION = "1.31.1"
@@ -57,13 +58,30 @@ def tarball_url() -> str:
 
 
 def find_runtime(folder: Path | None = None) -> Path | None:
-    """The folder holding all the runtime's files, or None when any is missing.
+    """The folder holding all the runtime's files, each with its pinned SHA-256, or None when any is
+    missing or differs (a damaged or edited cache is fetched again rather than served to browsers).
 
-    Sizes are not re-hashed here (the server asks on every start): files reach the folder only
-    through `fetch_runtime`, which checks them first and writes each atomically.
+    A file is hashed once per process for each size and modification time it has (15 MB, about 30 ms).
     """
     folder = folder or runtime_folder()
-    return folder if all((folder / name).is_file() for name in FILES) else None
+    for name, digest in FILES.items():
+        try:
+            state = (folder / name).stat()
+        except OSError:
+            return None
+        if _sha256_of(folder / name, state.st_size, state.st_mtime_ns) != digest:
+            return None
+    return folder
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_of(path: Path, size: int, mtime_ns: int) -> str | None:
+    """The file's SHA-256 (None if it cannot be read); `size` and `mtime_ns` key the cache."""
+    try:
+        with open(path, "rb") as stream:
+            return hashlib.file_digest(stream, "sha256").hexdigest()
+    except OSError:
+        return None
 
 
 def integrity_of(data: bytes) -> str:
@@ -138,7 +156,7 @@ def fetch_in_background(say: Callable[[str], None]) -> threading.Thread | None:
     def fetch() -> None:
         try:
             folder = fetch_runtime(quiet=True)
-        except DownloadError as error:
+        except NumbreError as error:  # a failed download, or a cache that cannot be written
             say(f"the page cannot read offline: {error}")
         else:
             say(f"fetched {PACKAGE} {VERSION} into {folder}: the page can read offline")
