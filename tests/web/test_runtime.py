@@ -11,6 +11,7 @@ media types browsers insist on, and says how to get it when it is missing.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import tarfile
 from pathlib import Path
@@ -146,6 +147,13 @@ def test_the_server_serves_the_runtime_and_its_licence() -> None:
         assert licence.status_code == 200
         assert licence.content == (STATIC / "vendor/onnxruntime-web/LICENSE").read_bytes()
         assert httpx.get(f"{url}/static/vendor/onnxruntime-web/nothing.js").status_code == 404
+        # Names that climb out of the folder reach nothing beyond the page's static files.
+        host, port = url.removeprefix("http://").split(":")
+        for climb in ("../../../app.py", "%2e%2e%2f%2e%2e%2f%2e%2e%2fapp.py", "..%2f..%2f..%2fapp.py", ".."):
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            connection.request("GET", f"/static/vendor/onnxruntime-web/{climb}")  # sent as written
+            assert connection.getresponse().status == 404, climb
+            connection.close()
 
 
 @pytest.mark.parametrize("cache", ["empty", "damaged"])
