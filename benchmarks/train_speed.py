@@ -368,6 +368,7 @@ def main() -> None:
             accuracy, elapsed = train_once(name, seed, dataset)
             accuracies.append(accuracy)
             seconds.append(elapsed)
+            print(f"  {name} seed {seed}: {accuracy:.2%} in {elapsed:.1f} s", file=sys.stderr, flush=True)
         target_accuracy, target_seconds = TARGETS[name]
         mean, median = statistics.mean(accuracies), statistics.median(seconds)
         mean_seconds = statistics.mean(seconds)

@@ -33,6 +33,32 @@ def test_train_lines_writes_weights_onnx_and_history_and_export_lines_reexports(
     assert LineModel.load(again).meta["final_loss"] == history["loss"][-1]
 
 
+def test_train_lines_builds_the_network_it_is_asked_for_and_records_it(tiny_folder: Path,
+                                                                      tmp_path: Path) -> None:
+    out = tmp_path / "wide"
+    result = CliRunner().invoke(cli, ["train-lines", "--out", str(out), "--lines", "16", "--check", "0",
+                                      "--epochs", "1", "--batch", "8", "--workers", "1", "--threads", "1",
+                                      "--widths", "8,16,24,32", "--features", "40", "--bf16",
+                                      "--data", str(tiny_folder)])
+    assert result.exit_code == 0, result.output
+    model = LineModel.load(out / "line-model.onnx")
+    assert model.meta["widths"] == [8, 16, 24, 32] and model.meta["features"] == 40 and model.meta["bf16"]
+    assert model.logits(np.zeros((32, 64), np.float32)).shape == (16, 12)
+    import torch
+
+    weights = torch.load(out / "line-model.pt", weights_only=True)
+    assert weights["widths"] == (8, 16, 24, 32) and weights["features"] == 40
+    assert weights["state"]["classify.weight"].shape == (12, 40, 1, 1)
+
+
+def test_train_lines_refuses_widths_that_are_not_four_channel_counts(tmp_path: Path) -> None:
+    for text in ("16,32,48", "a,b,c,d", "16,32,48,0"):
+        result = CliRunner().invoke(cli, ["train-lines", "--out", str(tmp_path / "x"), "--widths", text])
+        assert result.exit_code == 2, result.output
+        assert f"'{text}' is not four channel counts from 1 to 512" in result.output
+        assert "Traceback" not in result.output and not (tmp_path / "x").exists()
+
+
 def test_export_lines_of_another_file_is_a_one_line_error(tmp_path: Path) -> None:
     other = tmp_path / "notes.pt"
     other.write_text("not weights")

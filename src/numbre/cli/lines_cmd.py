@@ -71,6 +71,20 @@ def prepared_lines(count: int, seed: int, workers: int, data: str | None = None,
     return [i for part in parts for i in part[0]], [label for part in parts for label in part[1]]
 
 
+def _stage_widths(text: str | None) -> tuple[int, int, int, int] | None:
+    """--widths "24,48,72,96" -> (24, 48, 72, 96), or a usage error that says what is wrong."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(1 <= value <= 512 for value in values):
+        raise click.BadParameter(f"{text!r} is not four channel counts from 1 to 512 such as 24,48,72,96",
+                                 param_hint="--widths")
+    return values  # type: ignore[return-value]
+
+
 @click.command("train-lines")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
               help="Run folder to write (line-model.pt, line-model.onnx, history.json).")
@@ -82,21 +96,34 @@ def prepared_lines(count: int, seed: int, workers: int, data: str | None = None,
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--widths", type=str, default=None, metavar="A,B,C,D",
+              help="Channels of the four convolution stages (default: 16,32,48,64).")
+@click.option("--features", type=click.IntRange(8, 1024), default=None,
+              help="Channels of each 4-column frame (default: 96).")
+@click.option("--bf16/--no-bf16", default=None,
+              help="bfloat16 autocast for the network (default: where the CPU computes it natively).")
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True, help="torch threads.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Processes making the lines.")
 @data_option
 def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, learning_rate: float, seed: int,
-                threads: int, workers: int, data: str | None) -> None:
+                widths: str | None, features: int | None, bf16: bool | None, threads: int, workers: int,
+                data: str | None) -> None:
     """Train the whole-number line reader (CTC) on synthetic lines and export it as ONNX."""
     require_torch()
+    stages = _stage_widths(widths)
     from numbre.atomic import atomic_write, prepare_folder
     from numbre.training.threads import prefer_passive_waiting
 
     prefer_passive_waiting()
-    from numbre.model.line_net import export_line_onnx, save_checkpoint
+    import torch
+
+    from numbre.model.line_net import FEATURES, WIDTHS, export_line_onnx, save_checkpoint
     from numbre.training.lines import LineTrainConfig
     from numbre.training.lines import train_lines as train
+    from numbre.training.loop import bf16_is_fast
+
+    bf16 = bf16_is_fast(torch.device("cpu")) if bf16 is None else bf16
 
     prepare_folder(out, "--out")
     started = time.perf_counter()
@@ -106,10 +133,12 @@ def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, lear
     click.echo(f"made {len(images):,} training lines and {len(checks[0]) if checks else 0:,} check lines "
                f"in {made:.0f} s")
     config = LineTrainConfig(epochs=epochs, batch=batch, learning_rate=learning_rate, seed=seed,
-                             threads=threads)
+                             threads=threads, widths=stages or WIDTHS, features=features or FEATURES,
+                             bf16=bf16)
     model, history = train(images, labels, config, checks, report=click.echo)
     meta = {"lines": len(images), "check_lines": len(checks[0]) if checks else 0, "epochs": epochs,
-            "batch": batch, "learning_rate": learning_rate, "seed": seed,
+            "batch": batch, "learning_rate": learning_rate, "seed": seed, "widths": list(config.widths),
+            "features": config.features, "bf16": bf16,
             "data": f"numbre.data.lines: training digits of {data or 'MNIST'} and numbre.data.synthetic "
                     "split=train",
             "check_exact": history.exact[-1] if checks else None, "final_loss": history.loss[-1]}

@@ -22,7 +22,7 @@ from torch import nn
 
 from numbre.errors import TrainingError
 from numbre.model.line_model import BLANK, STRIDE, greedy_decode
-from numbre.model.line_net import LineNet
+from numbre.model.line_net import FEATURES, WIDTHS, LineNet
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class LineTrainConfig:
     learning_rate: float = 3e-3
     seed: int = 0
     threads: int = 2
+    widths: tuple[int, int, int, int] = WIDTHS  # channels of the four convolution stages
+    features: int = FEATURES  # channels per frame
+    bf16: bool = False  # bfloat16 autocast for the network (the CTC loss stays float32)
 
 
 @dataclass
@@ -105,7 +108,7 @@ def train_lines(images: Sequence[np.ndarray], labels: Sequence[Sequence[int]], c
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
-    model = LineNet()
+    model = LineNet(config.widths, config.features)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     widths = np.array([image.shape[1] for image in images])
     steps = config.epochs * math.ceil(len(images) / config.batch)
@@ -118,7 +121,9 @@ def train_lines(images: Sequence[np.ndarray], labels: Sequence[Sequence[int]], c
         started, total, count = time.perf_counter(), 0.0, 0
         for chosen in batches(widths, config.batch, rng):
             x, targets, frames, lengths = collate(images, labels, chosen)
-            log_probs = model(x).log_softmax(2).transpose(0, 1)  # (T, N, C)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits = model(x)
+            log_probs = logits.float().log_softmax(2).transpose(0, 1)  # (T, N, C)
             loss = ctc(log_probs, targets, frames, lengths)
             optimiser.zero_grad()
             loss.backward()
