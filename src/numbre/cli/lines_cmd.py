@@ -116,14 +116,9 @@ def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, lear
     from numbre.training.threads import prefer_passive_waiting
 
     prefer_passive_waiting()
-    import torch
-
     from numbre.model.line_net import FEATURES, WIDTHS, export_line_onnx, save_checkpoint
     from numbre.training.lines import LineTrainConfig
     from numbre.training.lines import train_lines as train
-    from numbre.training.loop import bf16_is_fast
-
-    bf16 = bf16_is_fast(torch.device("cpu")) if bf16 is None else bf16
 
     prepare_folder(out, "--out")
     started = time.perf_counter()
@@ -138,7 +133,7 @@ def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, lear
     model, history = train(images, labels, config, checks, report=click.echo)
     meta = {"lines": len(images), "check_lines": len(checks[0]) if checks else 0, "epochs": epochs,
             "batch": batch, "learning_rate": learning_rate, "seed": seed, "widths": list(config.widths),
-            "features": config.features, "bf16": bf16,
+            "features": config.features, "bf16": history.bf16,
             "data": f"numbre.data.lines: training digits of {data or 'MNIST'} and numbre.data.synthetic "
                     "split=train",
             "check_exact": history.exact[-1] if checks else None, "final_loss": history.loss[-1]}

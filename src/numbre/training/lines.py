@@ -23,6 +23,7 @@ from torch import nn
 from numbre.errors import TrainingError
 from numbre.model.line_model import BLANK, STRIDE, greedy_decode
 from numbre.model.line_net import FEATURES, WIDTHS, LineNet
+from numbre.training.loop import bf16_is_fast
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class LineTrainConfig:
     threads: int = 2
     widths: tuple[int, int, int, int] = WIDTHS  # channels of the four convolution stages
     features: int = FEATURES  # channels per frame
-    bf16: bool = False  # bfloat16 autocast for the network (the CTC loss stays float32)
+    bf16: bool | None = False  # bfloat16 autocast for the network (the CTC loss stays float32);
+    # None: where the CPU computes it natively (numbre.training.loop.bf16_is_fast)
 
 
 @dataclass
@@ -44,6 +46,7 @@ class LineHistory:
     loss: list[float] = field(default_factory=list)
     exact: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    bf16: bool = False  # whether the network ran in bfloat16
 
 
 def targets_of(labels: Sequence[int]) -> list[int]:
@@ -115,13 +118,14 @@ def train_lines(images: Sequence[np.ndarray], labels: Sequence[Sequence[int]], c
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=steps,
                                                    pct_start=0.15)
     ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True)
-    history = LineHistory()
+    bf16 = bf16_is_fast(torch.device("cpu")) if config.bf16 is None else config.bf16
+    history = LineHistory(bf16=bf16)
     for epoch in range(config.epochs):
         model.train()
         started, total, count = time.perf_counter(), 0.0, 0
         for chosen in batches(widths, config.batch, rng):
             x, targets, frames, lengths = collate(images, labels, chosen)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x)
             log_probs = logits.float().log_softmax(2).transpose(0, 1)  # (T, N, C)
             loss = ctc(log_probs, targets, frames, lengths)
