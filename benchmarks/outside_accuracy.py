@@ -186,7 +186,7 @@ def main() -> None:
     recognizer = Recognizer.load(args.model, lines=lines)
     engines = [] if args.no_tesseract else tesseract_engines()
     readers: dict[str, tuple[Callable, Callable]] = {
-        "numbre (shipped model)": (
+        f"numbre ({'shipped model' if args.model is None else Path(args.model).name})": (
             lambda pictures: numbre_read(recognizer, [png_bytes(p) for p in pictures], numbre_digit),
             lambda pictures: numbre_read(recognizer, [png_bytes(p) for p in pictures], numbre_number)),
     }
