@@ -62,6 +62,20 @@ def test_colour_arrays_and_files_use_the_same_luma() -> None:
     assert from_array[0, 0] == pytest.approx((0.299 * 200 + 0.587 * 100 + 0.114 * 50) / 255, abs=1e-3)
 
 
+def test_eight_bit_colour_arrays_read_as_the_same_levels_in_any_dtype() -> None:
+    """8-bit colour arrays take a short cut; the grey must be the one float levels of the same
+    picture give, for RGB and for RGBA with partial transparency."""
+    rng = np.random.default_rng(5)
+    for channels in (3, 4):
+        pixels = rng.integers(0, 256, (30, 40, channels), dtype=np.uint8)
+        if channels == 4:
+            pixels[:10, :, 3] = 0  # a transparent band: flattened onto the chosen background
+        as_bytes = load_image(pixels)
+        as_floats = load_image(pixels.astype(np.float32) / 255)
+        assert as_bytes.dtype == np.float32 and as_bytes.shape == (30, 40)
+        assert np.abs(as_bytes - as_floats).max() < 1e-6
+
+
 def test_sixteen_bit_png_keeps_its_levels() -> None:
     values = (bar_image().astype(np.uint16) * 257)
     values[30:35, 40:50] = 32768  # mid grey, only expressible with the full 16-bit range
