@@ -127,6 +127,7 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
     from numbre.training import distributed
     from numbre.training.checkpoint import checkpoint_config, read_checkpoint
     from numbre.training.config import TrainConfig
+    from numbre.training.device import pick_device
     from numbre.training.loop import (
         LAST,
         MODEL,
@@ -134,7 +135,6 @@ def train(ctx: click.Context, model: str, out: Path | None, resume: bool, overwr
         Trainer,
         check_resumable,
         finished_epochs,
-        pick_device,
     )
 
     group = None  # this process's place among several that torchrun or --nproc started

@@ -23,7 +23,7 @@ from torch import nn
 from numbre.errors import TrainingError
 from numbre.model.line_model import BLANK, STRIDE, greedy_decode
 from numbre.model.line_net import FEATURES, WIDTHS, LineNet
-from numbre.training.loop import bf16_is_fast
+from numbre.training.device import bf16_is_fast
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class LineTrainConfig:
     widths: tuple[int, int, int, int] = WIDTHS  # channels of the four convolution stages
     features: int = FEATURES  # channels per frame
     bf16: bool | None = False  # bfloat16 autocast for the network (the CTC loss stays float32);
-    # None: where the CPU computes it natively (numbre.training.loop.bf16_is_fast)
+    # None: where the CPU computes it natively (numbre.training.device.bf16_is_fast)
 
 
 @dataclass

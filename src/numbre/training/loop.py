@@ -41,6 +41,7 @@ from numbre.training.checkpoint import (
     save_checkpoint,
 )
 from numbre.training.config import TrainConfig
+from numbre.training.device import bf16_is_fast, pick_device
 from numbre.training.negatives import add_negatives
 from numbre.training.threads import training_threads
 
@@ -55,28 +56,6 @@ METRICS = "metrics.json"  # the last output a run writes: when it is there, the 
 AUGMENTATIONS = {"shift": random_shift, "affine": random_affine, "drawn": random_drawn}
 # Most synthesised digits a run makes (once, before training): batches draw from this pool.
 SYNTHETIC_POOL = 60_000
-
-
-def pick_device(name: str) -> torch.device:
-    """CUDA or MPS when present and asked for by `auto`, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"--device {name!r} is not a device; use auto, cpu, cuda or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda: no CUDA device is available here; use --device cpu")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None)
-                                     and torch.backends.mps.is_available()):
-        raise TrainingError("--device mps: no Apple GPU (MPS) is available here; use --device cpu")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise TrainingError(f"--device {name!r}: numbre trains on cpu, cuda or mps; use one of those")
-    return device
 
 
 def check_resumable(checkpoint: ModelFile, config: TrainConfig) -> None:
@@ -159,19 +138,6 @@ def make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) 
     # The fused kernel updates every parameter in one call: about 30% faster for the MLPs.
     fused = device.type in ("cpu", "cuda")
     return kind(groups, lr=config.lr, eps=config.adam_eps, fused=fused, foreach=None if fused else True)
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """bfloat16 autocast only where the hardware computes it natively; elsewhere it is slower."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    return False
 
 
 @dataclass
