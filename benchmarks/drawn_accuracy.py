@@ -11,6 +11,7 @@ PNG decoding alone, and split_digits on a five-digit 1000x200 line.
 
 Run:  python benchmarks/drawn_accuracy.py [--model PATH] [--n 2000] [--ablation] [--timing-only]
       python benchmarks/drawn_accuracy.py --lines none   # numbers read by cutting alone (no line model)
+      python benchmarks/drawn_accuracy.py --n 50 --numbers 300 --scribbles 150   # the numbers' figures
       python benchmarks/drawn_accuracy.py --calibrate   # MNIST's stroke width for preprocess.STROKE_TARGET
 """
 
@@ -28,6 +29,7 @@ from PIL import Image
 
 from numbre.data import load_dataset
 from numbre.data.drawn import NUMBER_KINDS, STYLES, drawn_digit, drawn_number, written_numbers
+from numbre.data.lines import make_lines
 from numbre.reading.images import load_image, open_image
 from numbre.reading.preprocess import (
     DIGIT,
@@ -43,6 +45,7 @@ from numbre.reading.recognize import Recognizer
 from numbre.reading.segment import split_digits
 
 Answers = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 in [0, 1] -> (N,) predicted classes
+SCRIBBLE_SEED = 31  # the scribble lines of docs/model-card.md (the reading rules were chosen on others)
 VARIANTS = {"default": {}, "no stroke normalisation": {"normalise_stroke": False},
             "with deskew": {"deskew": True}}
 
@@ -113,6 +116,16 @@ def number_table(recognizer: Recognizer, count: int, seed: int) -> None:
             digits_total += len(truth)
         print(f"| {kind} | {count} | {exact / count:.2%} | {digits_right / digits_total:.2%} "
               f"| {answered / count:.2%} |")
+
+
+def scribble_table(recognizer: Recognizer, count: int, seed: int = SCRIBBLE_SEED) -> None:
+    """How often a line of MNIST test digits holding one scribble is read as a number (it should not be)."""
+    mnist = load_dataset(quiet=True)
+    lines = make_lines(count, seed, mnist.x_test, mnist.y_test, junk_share=1.0)
+    taken = sum(recognizer.read(line.image).number is not None for line in lines)
+    print(f"\n| lines of MNIST test digits with one scribble (numbre.data.lines, seed {seed}) | lines "
+          "| read as a number |\n|---|---:|---:|")
+    print(f"| 1-12 digits, every kind | {count} | {taken / count:.2%} |")
 
 
 def read_timing(recognizer: Recognizer, seed: int, runs: int = 200) -> None:
@@ -190,6 +203,8 @@ def main() -> None:
                         help="written numbers per kind for the exact-match table (default: 300)")
     parser.add_argument("--n", type=int, default=2000, help="MNIST test digits per style (default: 2000)")
     parser.add_argument("--seed", type=int, default=0, help="rendering seed (default: 0)")
+    parser.add_argument("--scribbles", type=int, default=150,
+                        help="lines holding a scribble, read to count those taken for numbers (default: 150)")
     parser.add_argument("--ablation", action="store_true", help="also measure without each optional step")
     parser.add_argument("--timing-only", action="store_true", help="only the timings (no model needed)")
     parser.add_argument("--calibrate", action="store_true", help="only print MNIST's stroke width")
@@ -208,6 +223,8 @@ def main() -> None:
         accuracy_table(recognizer, args.n, args.seed, args.ablation)
         if args.numbers > 0:  # --numbers 0: the digits only
             number_table(recognizer, args.numbers, args.seed)
+        if args.scribbles > 0:
+            scribble_table(recognizer, args.scribbles)
         read_timing(recognizer, args.seed)
     timings(args.seed)
 
