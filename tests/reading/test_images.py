@@ -259,6 +259,31 @@ def test_plain_pngs_decode_to_the_same_grey_by_either_route(name: str, reduce: i
     assert np.array_equal(grey_pixels(fast.crop(box), reduce), grey_pixels(by_pillow.crop(box), reduce))
 
 
+def arrays() -> dict[str, np.ndarray]:
+    """Arrays of each kind a caller hands `read` or `predict`, in sizes the reductions do not divide."""
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (91, 67, 3), dtype=np.uint8)
+    rgba = np.dstack([rgb, rng.integers(0, 256, (91, 67), dtype=np.uint8)])
+    return {"uint8 grey": rgb[..., 0], "uint8 rgb": rgb, "uint8 rgba": rgba,
+            "float grey": rng.random((91, 67)), "float rgb": rgb / 255.0, "float rgba": rgba / 255.0,
+            "uint16 grey": rng.integers(0, 65536, (91, 67), dtype=np.uint16)}
+
+
+@pytest.mark.parametrize("name", sorted(arrays()))
+@pytest.mark.parametrize("reduce", [1, 2, 5])
+def test_arrays_read_as_grey_pixels_give_the_levels_of_a_grey_pil_image(name: str, reduce: int) -> None:
+    """An array is made grey once and kept as it is ("F" `Pixels`); shrinking it, whole or cropped,
+    gives the very levels the same grey gives as a Pillow "F" image, which used to be scaled again."""
+    picture = open_image(arrays()[name])
+    assert isinstance(picture, Pixels) and picture.mode == "F" and picture.size == (67, 91)
+    assert picture.array.dtype == np.float32
+    assert picture.array.min() >= 0.0 and picture.array.max() <= 1.0
+    as_pil = Image.fromarray(picture.array.copy(), "F")
+    assert np.array_equal(grey_pixels(picture, reduce), grey_pixels(as_pil, reduce))
+    box = (7, 11, 50, 83)
+    assert np.array_equal(grey_pixels(picture.crop(box), reduce), grey_pixels(as_pil.crop(box), reduce))
+
+
 def test_pngs_beyond_the_plain_kinds_are_read_by_pillow() -> None:
     bar = Image.fromarray(bar_image())
     keyed = encoded(bar.convert("RGB"), transparency=(255, 255, 255))

@@ -36,10 +36,10 @@ INSTALL = "pip install 'numbre[cluster]'"
 # Images per map_batches call. Each call costs the actor and the process that stores the rows an
 # Arrow table built and sent; with two workers on two cores that cost competes with the reading
 # itself. Side by side on 2 cores (20,000 canvas PNGs, benchmarks/batch_scale.py), 2 workers over 1
-# read 1.38x and 1.54x with 64 images a call and 256 files a read, 1.95x and 1.53x with 256 and 1024,
-# 1.72x and 1.90x with 512 and 2048. 256 is a third of a second of work a call: a retried call loses
-# little, and a few thousand images still spread over several workers.
-BATCH_IMAGES = 256
+# read 1.38x and 1.54x with 64 images a call and 256 files a read; 256 and 1024 against 512 and 2048,
+# alternated three times: 1.57x, 1.49x, 1.39x against 1.81x, 1.93x, 1.83x. 512 is half a second of
+# work a call: a retried call loses little, and a few thousand images still spread over the workers.
+BATCH_IMAGES = 512
 # A part file is written every this many rows, or after PART_SECONDS: few enough files for a
 # million-image run (about 250 for 1M), little work lost if the process that writes them dies.
 PART_ROWS = 4096
@@ -47,7 +47,7 @@ PART_SECONDS = 30.0
 # Read tasks only move bytes; an actor does the work. Giving reads a tenth of a CPU lets one
 # run beside each actor; with whole CPUs the actors would hold every CPU and no file be read.
 READ_CPUS = 0.1
-FILES_PER_READ = 1024
+FILES_PER_READ = 2048
 WORKER_CPUS = 0.9
 
 
