@@ -19,9 +19,11 @@ Overload: `--max-queue N` starts the server with that bound on queued recognitio
 with Retry-After are then counted as shed (not errors), the table adds the slowest request and the
 time from the end of each run to the first 200 answer (the recovery once load drops), and the server's own
 queue-wait histogram (from /metrics) gives the longest any recognition waited for a thread.
-Run at 4 times the saturating client count, with a 1-client run after it:
-      python benchmarks/web_load.py --workers 1 --max-queue 8 --serve-option=--client-pending=1000 \
-          --clients 8 32 1 --seconds 8 --repeat 2
+By default wrk sends again at once after a 503 (the harshest overload); `--honour-retry-after` holds a
+connection back for each 503's Retry-After, as well-behaved clients and load balancers do. Run at 4
+times the saturating client count (2 for one process on 2 cores), with a 1-client run after it:
+      python benchmarks/web_load.py --workers 1 --max-queue 2 --honour-retry-after \
+          --serve-option=--client-pending=1000 --clients 2 8 1 --seconds 8 --repeat 3
 
 Run:  python benchmarks/web_load.py [--clients 1 8 64] [--seconds 20] [--repeat 3] [--workers 2]
       nice -n 10 python benchmarks/web_load.py --seconds 3 --repeat 1 --clients 1 8     # a smoke run
@@ -78,9 +80,26 @@ request = function()
   return requests[next_request]
 end
 shed = 0
+local waits = 0  -- 503s whose Retry-After is still to be waited (--honour-retry-after)
 response = function(status, headers, body)
-  if status == 503 and (headers["retry-after"] or headers["Retry-After"]) then shed = shed + 1
+  local retry_after = headers["retry-after"] or headers["Retry-After"]
+  if status == 503 and retry_after then
+    shed = shed + 1
+    if %(honour)s then waits = waits + tonumber(retry_after) * 1000 end
   elseif status ~= 200 or not string.find(body, '"probabilities"', 1, true) then bad = bad + 1 end
+end
+if %(honour)s then
+  -- wrk asks before each request how long to wait; one thread runs every connection, so the wait a
+  -- 503 earned is taken by the next connection to send, which may not be the refused one: each 503
+  -- still holds one connection back for its Retry-After, as clients that honour it would.
+  delay = function()
+    if waits > 0 then
+      local wait = math.min(waits, 1000)
+      waits = waits - wait
+      return wait
+    end
+    return 0
+  end
 end
 local threads = {}
 setup = function(thread) table.insert(threads, thread) end
@@ -248,12 +267,13 @@ def number(text: str) -> float:
 class LoadRunner:
     """Runs the chosen load tool against one server and measures the server's CPU around each run."""
 
-    def __init__(self, tool: str, url: str, meter: ServerMeter, folder: Path) -> None:
+    def __init__(self, tool: str, url: str, meter: ServerMeter, folder: Path, honour: bool = False) -> None:
         self.tool, self.url, self.meter, self.folder = tool, url, meter, folder
         self.wrk = ensure_wrk() if tool == "wrk" else ""
         for index, png in enumerate(canvas_pngs()):
             (folder / f"{index}.png").write_bytes(png)
-        (folder / "predict.lua").write_text(WRK_SCRIPT % {"folder": folder.as_posix(), "count": POOL})
+        (folder / "predict.lua").write_text(WRK_SCRIPT % {"folder": folder.as_posix(), "count": POOL,
+                                                          "honour": "true" if honour else "false"})
         self.waits: dict[str, float] = {}  # the server's queue-wait histogram at the last look
 
     def run(self, clients: int, seconds: float) -> dict:
@@ -378,6 +398,10 @@ def main() -> None:
                         help="Start the server with this --max-queue and report overload: 503s with "
                              "Retry-After count as shed, not errors (default: the server's, no shedding "
                              "expected).")
+    parser.add_argument("--honour-retry-after", action="store_true",
+                        help="With wrk: each 503 holds a connection back for its Retry-After before it "
+                             "sends again, as well-behaved clients and load balancers do (default: send "
+                             "again at once, the harshest overload).")
     parser.add_argument("--tool", choices=["wrk", "locust"], default="wrk",
                         help="Load generator (default: wrk).")
     parser.add_argument("--serve-option", action="append", default=[], metavar="OPTION",
@@ -399,7 +423,7 @@ def main() -> None:
                        else start_server(args.workers, extra, Path(folder) / "server.log"))
         try:
             meter = ServerMeter(server.pid if server else args.server_pid)
-            runner = LoadRunner(args.tool, url, meter, Path(folder))
+            runner = LoadRunner(args.tool, url, meter, Path(folder), honour=args.honour_retry_after)
             if args.warmup > 0:
                 runner.run(max(args.clients), args.warmup)
             runs: dict[int, list[dict]] = {clients: [] for clients in args.clients}
@@ -416,7 +440,9 @@ def main() -> None:
           f"{args.repeat}; server: {where}; {os.cpu_count()} cores\n")
     print_table(rows)
     if args.max_queue is not None:
-        print(f"\noverload, --max-queue {args.max_queue} per process:\n")
+        manners = ("clients wait Retry-After after a 503" if args.honour_retry_after
+                   else "clients send again at once after a 503")
+        print(f"\noverload, --max-queue {args.max_queue} per process; {manners}:\n")
         print_overload_table(rows)
     checks = [row["errors"] == 0 and row["requests"] > 0 for row in rows]
     if args.max_queue is None:

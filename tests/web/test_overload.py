@@ -101,3 +101,20 @@ def test_the_queue_limit_is_a_setting_an_environment_variable_and_a_serve_option
         Settings(max_queue=0)
     help_text = CliRunner().invoke(serve, ["--help"], terminal_width=200).output
     assert "--max-queue" in help_text and "Recognitions that may wait for a thread" in help_text
+
+
+def test_a_server_gives_its_recognition_threads_short_turns_at_the_interpreter(recognizer) -> None:
+    """The event loop refusing requests must not starve the recognition threads of the GIL: the app
+    shortens the interpreter's switch interval from Python's 5 ms (see GIL_SWITCH_SECONDS)."""
+    import sys
+
+    from numbre.web.limits import GIL_SWITCH_SECONDS
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        create_app(recognizer)
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_SECONDS)
+        assert GIL_SWITCH_SECONDS <= 0.001
+    finally:
+        sys.setswitchinterval(before)

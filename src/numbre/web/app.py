@@ -45,7 +45,15 @@ from numbre.reading.images import Picture, open_image
 from numbre.web import schemas
 from numbre.web.corrections import corrections_router, store_from_environment
 from numbre.web.headers import HostCheck
-from numbre.web.limits import RETRY_AFTER, Admission, QueueFull, RequestLimits, ServeLimits, WorkPool
+from numbre.web.limits import (
+    RETRY_AFTER,
+    Admission,
+    QueueFull,
+    RequestLimits,
+    ServeLimits,
+    WorkPool,
+    share_the_interpreter,
+)
 from numbre.web.metrics import RequestMetrics, ServerMetrics
 from numbre.web.ready import self_test
 from numbre.web.runtime import (
@@ -109,6 +117,7 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
     if not checked.passed:
         log.warning("not ready: %s", checked.problem)
     warmup_seconds = checked.seconds
+    share_the_interpreter()  # process-wide: the recognition threads share the GIL with the event loop
     pool = WorkPool(limits.recognition_threads, max_queue=limits.max_queue)
     admission = Admission(limits, pool)
     metrics = ServerMetrics(pool, ready=lambda: checked.passed and not admission.full,
