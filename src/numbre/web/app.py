@@ -107,6 +107,8 @@ def create_app(recognizer: Recognizer | None = None, *, model: Path | str | None
     are answered only for the Host names in `allowed_hosts` ("*" for any; `numbre serve` gives
     the names of the address it listens on), against DNS rebinding (`numbre.web.headers`).
     `corrections`, when given, keeps the page's "that was wrong" drawings (`numbre.web.corrections`).
+    It also shortens the process's GIL slices (`numbre.web.limits.share_the_interpreter`): a program
+    that embeds the app shares that setting.
     """
     if recognizer is None:
         from numbre.reading.recognize import Recognizer
