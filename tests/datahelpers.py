@@ -137,6 +137,9 @@ class LocalServer:
                 sent = body if response.cut_after is None else body[: response.cut_after]
                 self.send_response(response.status)
                 self.send_header("Content-Type", response.content_type)
+                # Say the connection closes, so a client never sends its next request down a
+                # socket this server is closing (pip with PIP_RETRIES=0 failed on that race).
+                self.send_header("Connection", "close")
                 for key, value in response.headers.items():
                     self.send_header(key, value)
                 if response.chunked:
