@@ -32,6 +32,8 @@ from PIL import Image
 
 from numbre.cli import cli
 from numbre.data.drawn import STROKE_FONT
+from numbre.data.synthetic import synth_digit
+from numbre.reading.preprocess import OVERVIEW_SIDE, ink_map
 from numbre.reading.recognize import Recognizer
 from numbre.web.app import create_app
 from webhelpers import live_server
@@ -247,6 +249,53 @@ def test_the_static_site_reads_in_both_modes(browser, site_url: str) -> None:
     answered(page)
     expect(page.locator("#answer")).to_have_text("1")
     close_page(page, problems, "static-number-mode")
+
+
+INK_TOLERANCE = 1e-5
+INK_HERE = """([rgba, width, height]) => {
+  const found = NumbreOffline.inkMap(Uint8ClampedArray.from(rgba), width, height);
+  return { empty: found.empty, box: found.box, ink: Array.from(found.ink.d), w: found.ink.w, h: found.ink.h };
+}"""
+
+
+def photographed(count: int) -> list[tuple[str, bytes]]:
+    """Synthesised photos and scans of digits, small enough to be read pixel for pixel (where the
+    grain is blurred away first, preprocess._smooth) and a few larger ones (read on a shrunk copy)."""
+    made = []
+    for index in range(count):
+        rng = np.random.default_rng((61, index))
+        picture, _ = synth_digit(index % 10, rng, split="train", medium=("photo", "scan")[index % 2])
+        buffer = io.BytesIO()
+        Image.fromarray(picture).save(buffer, "PNG")
+        made.append((f"{('photo', 'scan')[index % 2]}-{index}", buffer.getvalue()))
+    return made
+
+
+def test_the_browser_finds_the_ink_of_photos_and_scans_as_the_server_does(browser, site_url: str) -> None:
+    """The photo branch of finding the ink (grain blurred, background levelled, noise measured), pixel
+    for pixel: the page reads uploaded pictures as the pad shows them, and small writing on them again
+    from the pad's full-resolution pixels, where the grain is blurred away."""
+    problems: list[str] = []
+    page = open_page(browser, site_url, problems)
+    pictures = photographed(24)
+    sizes = set()
+    for name, png in pictures:
+        with Image.open(io.BytesIO(png)) as opened:
+            rgba = opened.convert("RGBA")
+        width, height = rgba.size
+        sizes.add(max(width, height) <= OVERVIEW_SIDE)
+        mine = page.evaluate(INK_HERE, [list(rgba.tobytes()), width, height])
+        found = ink_map(png)
+        assert mine["empty"] == found.empty, name
+        if found.empty:
+            continue
+        assert tuple(mine["box"]) == found.box, name
+        ink = np.asarray(mine["ink"], np.float32).reshape(mine["h"], mine["w"])
+        assert ink.shape == found.ink.shape, name
+        # Sums numpy adds pairwise are added in order in the port: the last float32 bits may differ.
+        assert np.abs(ink - found.ink).max() <= INK_TOLERANCE, f"{name}: {np.abs(ink - found.ink).max()}"
+    assert sizes == {True, False}  # both pictures read pixel for pixel and pictures read shrunk
+    close_page(page, problems, "static-photos")
 
 
 def test_the_page_keeps_answering_when_its_server_goes(browser, recognizer: Recognizer) -> None:

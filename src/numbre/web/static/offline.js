@@ -274,14 +274,34 @@
 
   // --- stage 1: ink (preprocess._to_ink, _drop_specks) ---------------------------------------------
 
-  function toInk(grey) {
+  function smooth(src) {   // preprocess._smooth: (1 2 1) / 4 down the columns, then along the rows, edges repeated
+    const { w, h } = src, rows = image(w, h), out = image(w, h);
+    for (let y = 0; y < h; y++) {
+      const above = Math.max(0, y - 1) * w, here = y * w, below = Math.min(h - 1, y + 1) * w;
+      for (let x = 0; x < w; x++) rows.d[here + x] = f32(f32(src.d[above + x] + src.d[below + x]) + 2 * src.d[here + x]) * 0.25;
+    }
+    for (let y = 0; y < h; y++) {
+      const r = y * w;
+      for (let x = 0; x < w; x++) {
+        const left = rows.d[r + Math.max(0, x - 1)], right = rows.d[r + Math.min(w - 1, x + 1)];
+        out.d[r + x] = f32(f32(left + right) + 2 * rows.d[r + x]) * 0.25;
+      }
+    }
+    return out;
+  }
+
+  function toInk(grey, fullResolution) {
     const { w, h } = grey, n = w * h;
     if (Math.min(w, h) < 3) return image(w, h);
-    const border = borderValues(grey);
+    let border = borderValues(grey);
     let lowest = Infinity, highest = -Infinity, darkest = Infinity, brightest = -Infinity;
     for (const value of border) { lowest = Math.min(lowest, value); highest = Math.max(highest, value); }
-    for (let i = 0; i < n; i++) { darkest = Math.min(darkest, grey.d[i]); brightest = Math.max(brightest, grey.d[i]); }
     const spread = f32(highest - lowest);
+    if (spread >= 0.08 && fullResolution) {   // a photo or a grainy scan read pixel for pixel
+      grey = smooth(grey);
+      border = borderValues(grey);
+    }
+    for (let i = 0; i < n; i++) { darkest = Math.min(darkest, grey.d[i]); brightest = Math.max(brightest, grey.d[i]); }
     const background = lowest === highest ? lowest : median(border);
     const darkInk = background - darkest >= brightest - background;
     let ink, noise;
@@ -409,7 +429,7 @@
   function inkMap(rgba, width, height) {
     const picture = { rgba, width, height, box: [0, 0, width, height] };
     const factor = Math.max(1, Math.ceil(Math.max(width, height) / OVERVIEW_SIDE));
-    let grey = greyPixels(picture, factor), ink = toInk(grey), box = inkBox(ink);
+    let grey = greyPixels(picture, factor), ink = toInk(grey, factor === 1), box = inkBox(ink);
     let origin = [0, 0], scale = factor;
     if (box && factor > 1 && longer(box) >= MIN_EXTENT * Math.max(grey.w, grey.h) && box[3] - box[1] < DETAIL_SIDE) {
       // preprocess._read_closer: small writing is read again from the full-resolution pixels
@@ -418,7 +438,7 @@
       const region = [Math.max(0, x0 - margin), Math.max(0, y0 - margin), Math.min(width, x1 + margin), Math.min(height, y1 + margin)];
       const closer = Math.max(1, Math.floor((y1 - y0) / (2 * DETAIL_SIDE)));
       grey = greyPixels({ ...picture, box: region }, closer);
-      ink = toInk(grey);
+      ink = toInk(grey, closer === 1);
       box = inkBox(ink);
       origin = [region[0], region[1]];
       scale = closer;
