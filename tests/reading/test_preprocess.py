@@ -15,10 +15,12 @@ from scipy import ndimage
 from numbre.insight.plots import save_stages_png
 from numbre.reading.preprocess import (
     DIGIT,
+    INK,
     MNIST_CENTRE,
     SIDE,
     Prepared,
     center_ink,
+    components,
     ink_map,
     prepare_batch,
     to_ink,
@@ -256,3 +258,17 @@ def test_a_turned_page_s_table_and_edge_are_not_ink() -> None:
     assert 34 <= x0 <= 44 and 20 <= y0 <= 28 and 75 <= x1 <= 86 and 90 <= y1 <= 100, prepared.ink_box
     clean = to_mnist(draw("4", 120, 6, (0.3, 0.2, 0.7, 0.8))).image
     assert correlation(prepared.image, clean) > 0.8
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_fine_stroke_on_grainy_paper_stays_whole(seed: int) -> None:
+    """Pixel grain as strong as a seventh of the stroke's contrast: blurred first (a picture read at
+    full size), the ring is one piece of ink; not blurred (a copy shrunk enough to have averaged its
+    grain), the same pixels fall apart into specks."""
+    rows, columns = np.mgrid[0:120, 0:90]
+    radius = np.hypot((rows - 60) / 45, (columns - 45) / 30)
+    ring = np.clip(1 - np.abs(radius - 1) * 45 / 2.0, 0, 1)  # an oval stroke about 4 px wide
+    grain = np.random.default_rng(seed).normal(0, 0.04, ring.shape)
+    grey = (0.8 - 0.3 * ring + grain).astype(np.float32)
+    assert components(to_ink(grey) >= INK).count == 1
+    assert components(to_ink(grey, grain_averaged=True) >= INK).count >= 5

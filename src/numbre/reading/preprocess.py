@@ -57,6 +57,7 @@ STROKE_BAND = (0.66, 1.55)
 MNIST_CENTRE = (14.0, 14.0)
 
 LABEL_SIDE = 80  # specks are looked for on a copy box-shrunk to at most this: labelling is costly
+GRAIN_AVERAGED = 3  # a copy box-shrunk this many times or more is not blurred (see _smooth)
 EDGE_SLIVER = 8  # a component touching a photo's edge and under 1/8 of it deep is the page's edge
 SPECK_FRACTION = 0.05  # ink components under this share of the biggest one's ink mass are specks
 MIN_EXTENT = 0.015  # ink whose box is under this share of the image's longer side is no digit
@@ -132,7 +133,7 @@ def _ink_map(source: ImageSource | np.ndarray, stages: list | None) -> InkMap:
     factor = max(1, -(-max(size) // OVERVIEW_SIDE))
     grey = grey_pixels(picture, factor)
     _record(stages, "grey", grey)
-    ink = _to_ink(grey, stages, full_resolution=factor == 1)
+    ink = _to_ink(grey, stages, grain_averaged=factor >= GRAIN_AVERAGED)
     box = ink_box(ink)
     origin = (0, 0)
     if box is not None and factor > 1 and _longer(box) >= MIN_EXTENT * max(grey.shape) \
@@ -163,7 +164,7 @@ def _read_closer(picture: Picture, box: tuple[int, int, int, int], factor: int, 
     closer = max(1, (y1 - y0) // (2 * DETAIL_SIDE))
     grey = grey_pixels(picture.crop(region), closer)
     _record(stages, "closer", grey)
-    ink = _to_ink(grey, stages, full_resolution=closer == 1)
+    ink = _to_ink(grey, stages, grain_averaged=closer >= GRAIN_AVERAGED)
     return grey, ink, ink_box(ink), (region[0], region[1]), closer
 
 
@@ -173,12 +174,12 @@ def prepare_batch(sources: Iterable[ImageSource | np.ndarray]) -> np.ndarray:
     return np.stack(images) if images else np.zeros((0, SIDE, SIDE), np.float32)
 
 
-def to_ink(grey: np.ndarray, *, full_resolution: bool = True) -> np.ndarray:
+def to_ink(grey: np.ndarray, *, grain_averaged: bool = False) -> np.ndarray:
     """Grey (H, W) in [0, 1] of either polarity -> float32 ink map: background 0, ink 1, specks removed.
 
-    `full_resolution=False` says `grey` was box-shrunk from the picture, which averaged its grain
-    away already (see `_smooth`)."""
-    return _to_ink(np.asarray(grey, dtype=np.float32), None, full_resolution=full_resolution)
+    `grain_averaged=True` says `grey` was box-shrunk from the picture by GRAIN_AVERAGED or more,
+    which averaged its grain away already (see `_smooth`)."""
+    return _to_ink(np.asarray(grey, dtype=np.float32), None, grain_averaged=grain_averaged)
 
 
 def center_ink(ink: np.ndarray, *, normalise_stroke: bool = True, deskew: bool = False,
@@ -208,14 +209,14 @@ def ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
 
 # --- stage 2: ink -----------------------------------------------------------------------------
 
-def _to_ink(grey: np.ndarray, stages: list | None, *, full_resolution: bool = True) -> np.ndarray:
+def _to_ink(grey: np.ndarray, stages: list | None, *, grain_averaged: bool = False) -> np.ndarray:
     height, width = grey.shape
     if min(height, width) < 3:  # too small to hold a stroke, let alone a digit
         return np.zeros_like(grey)
     border = _border(grey)
     lowest, highest = border.min(), border.max()
     spread = float(highest - lowest)
-    if spread >= 0.08 and full_resolution:  # a photo or a grainy scan read pixel for pixel: _smooth
+    if spread >= 0.08 and not grain_averaged:  # a photo or a grainy scan: see _smooth
         grey = _smooth(grey)
         border = _border(grey)
     # A canvas's frame is one level; np.median's overhead is then wasted on finding it.
@@ -265,16 +266,18 @@ def _smooth(image: np.ndarray) -> np.ndarray:
     """A 3x3 binomial blur ((1 2 1) / 4 along each axis, edge pixels repeated), in float32.
 
     A photo's or a scan's grain is a pixel or two wide; a stroke is wider. Blurring before the
-    ink is measured and thresholded lowers the grain's sigma by about half and a stroke's level
-    hardly at all, so a fine pen on a noisy, blurry photo keeps its strokes whole instead of
-    falling apart into specks. A copy box-shrunk from the picture has had its grain averaged
-    already, and its strokes can be a pixel wide or less, which the blur would fade: a line of
-    thin, broken digits on a photo 1,156 px wide, read on a copy shrunk 8 times, came out blank.
-    So only pictures read pixel for pixel are blurred. On 1,200 synthesised training-part photos
-    (`synthetic.synth_digits(1200, seed=102, split="train", medium="photo")`) 99.08% read right
-    against 98.25% without it, scans (seed 103) 99.75% against 99.42%; a Gaussian of sigma 0.6-1.0
-    and a 3x3 mean did as well within a few digits, a 3x3 median worse (98.25%). Canvases and
-    flat scans (one background level) are not blurred: they have no grain.
+    ink is measured and thresholded cuts the sigma of pixel grain to 0.375 of itself and a
+    stroke's level hardly at all, so a fine pen on a noisy, blurry photo keeps its strokes whole
+    instead of falling apart into specks. A copy box-shrunk by a whole factor f from the picture
+    has had its grain's sigma cut to 1/f already, which from f = GRAIN_AVERAGED (3) on is as much
+    as the blur would do, and its strokes can be a pixel wide or less, which the blur would fade:
+    a line of thin, broken digits on a photo 1,156 px wide, read on a copy shrunk 8 times, came
+    out blank. So only pictures read at full size or shrunk twice are blurred. On 1,200
+    synthesised training-part photos (`synthetic.synth_digits(1200, seed=102, split="train",
+    medium="photo")`) 99.08% read right against 98.25% without it, scans (seed 103) 99.67%
+    against 99.42%; a Gaussian of sigma 0.6-1.0 and a 3x3 mean did as well within a few digits, a
+    3x3 median worse (98.25%). Canvases and flat scans (one background level) are not blurred:
+    they have no grain.
     """
     padded = np.pad(image, 1, mode="edge")
     rows = (padded[:-2] + padded[2:] + 2 * padded[1:-1]) * 0.25
