@@ -22,6 +22,7 @@ process each, on whatever else the machine is doing.
 
 Run:  python benchmarks/outside_accuracy.py [--digits 1000] [--numbers 100] [--split heldout] [--seed 0]
       python benchmarks/outside_accuracy.py --speed [100000]   # synthesiser: images/s, median of 3
+      python benchmarks/outside_accuracy.py --cross [2000]   # held-out letter forms vs bands, numbre alone
       python benchmarks/outside_accuracy.py --no-tesseract --lines none   # numbre alone, numbers by cutting
       (Tesseract: apt-get install -y tesseract-ocr tesseract-ocr-eng; without it only numbre is measured)
 """
@@ -155,6 +156,23 @@ def synthesiser_speed(count: int, workers: int) -> None:
           f"| {count * cpu_ms / 2000:.1f} |")
 
 
+def cross_table(count: int, seed: int, model: str | None) -> None:
+    """numbre on digits whose letter forms and style bands come from either split: which part of the
+    held-out writers costs what (single digits, right answer share, per medium)."""
+    recognizer = Recognizer.load(model)
+    print(f"numbre on {count} synthesised digits per row, seed {seed}: letter forms and style bands "
+          "each from the training or the held-out split\n")
+    print("| letter forms | bands | right | canvas | photo | scan |\n|---|---|---:|---:|---:|---:|")
+    for forms, bands in (("train", "train"), ("heldout", "train"), ("train", "heldout"),
+                         ("heldout", "heldout")):
+        images, labels, styles = synth_digits(count, seed, split=bands, form="raw", forms=forms)
+        answers, _ = numbre_read(recognizer, [png_bytes(image) for image in images], numbre_digit)
+        right = np.array([answer == str(int(label)) for answer, label in zip(answers, labels, strict=True)])
+        media = np.array([style["medium"] for style in styles])
+        shares = [f"{right[media == medium].mean():.1%}" for medium in ("canvas", "photo", "scan")]
+        print(f"| {forms} | {bands} | {right.mean():.1%} | " + " | ".join(shares) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,6 +185,9 @@ def main() -> None:
     parser.add_argument("--speed", type=int, nargs="?", const=100_000, default=None, metavar="COUNT",
                         help="time the synthesiser instead (default 100,000 images)")
     parser.add_argument("--workers", type=int, default=2, help="processes for --speed (default 2)")
+    parser.add_argument("--cross", type=int, nargs="?", const=2000, default=None, metavar="COUNT",
+                        help="instead, numbre alone on letter forms and bands of either split, "
+                             "COUNT digits a row (default 2,000)")
     parser.add_argument("--no-tesseract", action="store_true",
                         help="measure numbre alone (Tesseract is slow)")
     parser.add_argument("--lines", default="shipped",
@@ -175,6 +196,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.speed:
         synthesiser_speed(args.speed, args.workers)
+        return
+    if args.cross:
+        cross_table(args.cross, args.seed, args.model)
         return
 
     images, labels, _ = synth_digits(args.digits, args.seed, split=args.split, form="raw")

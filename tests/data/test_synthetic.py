@@ -199,3 +199,19 @@ def test_mnist_form_matches_what_the_reading_pipeline_makes_of_the_raw_image() -
         correlations.append(np.corrcoef(ours.ravel(), theirs.ravel())[0, 1])
     assert np.median(correlations) >= 0.98
     assert np.mean(np.array(correlations) > 0.9) >= 0.85
+
+
+def test_letter_forms_and_bands_can_come_from_different_splits() -> None:
+    """The cross benchmark's digits: held-out letter forms drawn in the training bands, and back."""
+    _, _, styles = synth_digits(40, 3, split="train", form="mnist", forms="heldout")
+    assert {style["allograph"] for style in styles} <= {name for names in HELDOUT_ALLOGRAPHS.values()
+                                                        for name in names}
+    assert {style["bands"] for style in styles} == {"train"}
+    low, high = STYLE_BANDS["train"]["slant"][0]
+    assert all(low <= style["slant"] < high for style in styles)
+    _, _, styles = synth_digits(40, 3, split="heldout", form="mnist", forms="train")
+    assert {style["allograph"] for style in styles} <= {name for names in TRAIN_ALLOGRAPHS.values()
+                                                        for name in names}
+    assert not any(low <= style["slant"] < high for style in styles)
+    with pytest.raises(ValueError, match="unknown split"):
+        synth_digits(2, 3, split="train", forms="test")

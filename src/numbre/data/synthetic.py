@@ -39,6 +39,7 @@ whatever the number of worker processes.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import math
@@ -419,8 +420,12 @@ def digit_ink(digit: int, rng: np.random.Generator, writer: Writer, *, height: f
 
 
 def synth_digit(digit: int, rng: np.random.Generator, *, split: str = "train", form: str = "raw",
-                medium: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                medium: str | None = None, forms: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """One synthesised digit and its recorded style (writer, allograph, digit).
+
+    The writer's style bands come from `split`, the letter forms from `forms` (default: the same
+    split); mixing the two measures what each part of the held-out split costs. The record's
+    `split` names the letter forms' split, `bands` the bands'.
 
     `form="raw"`: the user's image, uint8 (H, W, 3) or (H, W, 4). `form="mnist"`:
     (28, 28) uint8, white on black, placed as MNIST's. For MNIST form the
@@ -428,6 +433,9 @@ def synth_digit(digit: int, rng: np.random.Generator, *, split: str = "train", f
     20 px result no longer changes, only the cost), its noise scaled along.
     """
     writer = random_writer(rng, split, medium)
+    if forms is not None and forms != split:
+        _check_split(forms)
+        writer = dataclasses.replace(writer, split=forms)
     if form == "raw":
         ink, allograph = digit_ink(digit, rng, writer)
         image = page_image(ink, writer, rng, writer.height)
@@ -439,23 +447,28 @@ def synth_digit(digit: int, rng: np.random.Generator, *, split: str = "train", f
         image = to_mnist_form(_degrade_ink(ink, scaled, rng, tall))
     else:
         raise ValueError(f"unknown form {form!r}; choose raw or mnist")
-    return image, {**writer.style(), "digit": digit, "allograph": allograph}
+    return image, {**writer.style(), "bands": split, "digit": digit, "allograph": allograph}
 
 
-def _digits_chunk(args: tuple[int, int, int, str, str, str | None]) -> tuple[list[np.ndarray], list[dict]]:
-    seed, start, stop, split, form, medium = args
+_Chunk = tuple[int, int, int, str, str, str | None, str | None]
+
+
+def _digits_chunk(args: _Chunk) -> tuple[list[np.ndarray], list[dict]]:
+    seed, start, stop, split, form, medium, forms = args
     images, styles = [], []
     for index in range(start, stop):
         rng = np.random.default_rng((seed, 0, index))
-        image, style = synth_digit(index % 10, rng, split=split, form=form, medium=medium)
+        image, style = synth_digit(index % 10, rng, split=split, form=form, medium=medium, forms=forms)
         images.append(image)
         styles.append(style)
     return images, styles
 
 
 def synth_digits(count: int, seed: int = 0, *, split: str = "train", form: str = "mnist",
-                 medium: str | None = None, workers: int = 1) -> tuple[Any, np.ndarray, list[dict]]:
+                 medium: str | None = None, workers: int = 1,
+                 forms: str | None = None) -> tuple[Any, np.ndarray, list[dict]]:
     """`count` digits, labels cycling 0-9: (images, uint8 labels, per-image style records).
+    `forms` takes the letter forms from another split than the bands (see `synth_digit`).
 
     MNIST form gives one (count, 28, 28) uint8 array; raw form a list of
     images of various sizes. `workers > 1` spreads the work over processes
@@ -466,7 +479,7 @@ def synth_digits(count: int, seed: int = 0, *, split: str = "train", form: str =
         raise ValueError("count must be at least 0")
     workers = max(1, min(workers, os.cpu_count() or 1, max(1, count // 500)))
     bounds = np.linspace(0, count, workers * 4 + 1 if workers > 1 else 2).round().astype(int)
-    tasks = [(seed, int(a), int(b), split, form, medium) for a, b in itertools.pairwise(bounds)]
+    tasks = [(seed, int(a), int(b), split, form, medium, forms) for a, b in itertools.pairwise(bounds)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = list(pool.map(_digits_chunk, tasks))
