@@ -272,3 +272,15 @@ def test_a_fine_stroke_on_grainy_paper_stays_whole(seed: int) -> None:
     grey = (0.8 - 0.3 * ring + grain).astype(np.float32)
     assert components(to_ink(grey) >= INK).count == 1
     assert components(to_ink(grey, grain_averaged=True) >= INK).count >= 5
+
+
+def test_the_grain_blur_is_a_binomial_with_the_edge_repeated() -> None:
+    from numbre.reading.preprocess import _smooth
+
+    grey = np.random.default_rng(0).random((9, 13), dtype=np.float32)
+    weights = np.array([0.25, 0.5, 0.25])
+    expected = ndimage.correlate1d(ndimage.correlate1d(grey.astype(np.float64), weights, 0, mode="nearest"),
+                                   weights, 1, mode="nearest")
+    blurred = _smooth(grey)
+    assert blurred.dtype == np.float32 and blurred.shape == grey.shape
+    assert np.abs(blurred - expected).max() < 1e-6

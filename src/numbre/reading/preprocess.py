@@ -279,9 +279,24 @@ def _smooth(image: np.ndarray) -> np.ndarray:
     3x3 median worse (98.25%). Canvases and flat scans (one background level) are not blurred:
     they have no grain.
     """
-    padded = np.pad(image, 1, mode="edge")
-    rows = (padded[:-2] + padded[2:] + 2 * padded[1:-1]) * 0.25
-    return (rows[:, :-2] + rows[:, 2:] + 2 * rows[:, 1:-1]) * 0.25
+    # Each output is ((above + below) + 2 * centre) * 0.25 in float32 (the browser's port does the same
+    # sums); written into preallocated arrays, a 900x200 line takes 0.4 ms instead of 1.3 ms.
+    height, width = image.shape
+    rows = np.empty((height, width), np.float32)
+    np.add(image[:-2], image[2:], out=rows[1:-1])
+    rows[0] = image[0] + image[1]  # the edge pixel is its own neighbour outside the picture
+    rows[-1] = image[-2] + image[-1]
+    twice = image * 2
+    rows += twice
+    rows *= 0.25
+    smooth = np.empty((height, width), np.float32)
+    np.add(rows[:, :-2], rows[:, 2:], out=smooth[:, 1:-1])
+    smooth[:, 0] = rows[:, 0] + rows[:, 1]
+    smooth[:, -1] = rows[:, -2] + rows[:, -1]
+    np.multiply(rows, 2, out=twice)
+    smooth += twice
+    smooth *= 0.25
+    return smooth
 
 
 def _paper_noise(ink: np.ndarray) -> float:
