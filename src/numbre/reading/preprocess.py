@@ -7,8 +7,9 @@ wide. A photo of paper or a 280x280 canvas drawing is none of that, and most
 "the model is bad on my drawing" reports are this gap. The stages:
 
 1. `ink_map`: decode (`numbre.reading.images`), shrink to a working size, then `to_ink`:
-   which side is ink (dark on paper or light on a canvas), background levelled
-   out (uneven light in photos), ink scaled to 1, specks and paper grain removed.
+   which side is ink (dark on paper or light on a canvas), a photo's grain blurred,
+   background levelled out (uneven light in photos), ink scaled to 1, specks and
+   paper grain removed.
 2. `center_ink`: crop to the ink, bring the stroke width to MNIST's (a 3 px pen
    and a 40 px marker must look alike), scale to 20 px, place by centre of mass.
 
@@ -276,8 +277,8 @@ def _smooth(image: np.ndarray) -> np.ndarray:
     synthesised training-part photos (`synthetic.synth_digits(1200, seed=102, split="train",
     medium="photo")`) 99.08% read right against 98.25% without it, scans (seed 103) 99.67%
     against 99.42%; a Gaussian of sigma 0.6-1.0 and a 3x3 mean did as well within a few digits, a
-    3x3 median worse (98.25%). Canvases and flat scans (one background level) are not blurred:
-    they have no grain.
+    3x3 median worse (98.25%). Canvases and clean scans (a frame within 0.08 of one level) are
+    not blurred: they have no grain to speak of.
     """
     # Each output is ((above + below) + 2 * centre) * 0.25 in float32 (the browser's port does the same
     # sums); written into preallocated arrays, a 900x200 line takes 0.4 ms instead of 1.3 ms.
