@@ -15,6 +15,7 @@ from scipy import ndimage
 from numbre.insight.plots import save_stages_png
 from numbre.reading.preprocess import (
     DIGIT,
+    GRAIN_AVERAGED,
     INK,
     MNIST_CENTRE,
     SIDE,
@@ -271,7 +272,7 @@ def test_a_fine_stroke_on_grainy_paper_stays_whole(seed: int) -> None:
     grain = np.random.default_rng(seed).normal(0, 0.04, ring.shape)
     grey = (0.8 - 0.3 * ring + grain).astype(np.float32)
     assert components(to_ink(grey) >= INK).count == 1
-    assert components(to_ink(grey, grain_averaged=True) >= INK).count >= 5
+    assert components(to_ink(grey, shrunk_by=GRAIN_AVERAGED) >= INK).count >= 5
 
 
 def test_the_grain_blur_is_a_binomial_with_the_edge_repeated() -> None:

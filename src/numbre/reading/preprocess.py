@@ -59,6 +59,9 @@ MNIST_CENTRE = (14.0, 14.0)
 
 LABEL_SIDE = 80  # specks are looked for on a copy box-shrunk to at most this: labelling is costly
 GRAIN_AVERAGED = 3  # a copy box-shrunk this many times or more is not blurred (see _smooth)
+# A picture whose frame spans less than this is one flat level (a canvas, a clean scan); more is a
+# photo or a grainy scan: its grain is blurred, its background levelled, its edge strips dropped.
+FLAT_FRAME = 0.08
 EDGE_SLIVER = 8  # a component touching a photo's edge and under 1/8 of it deep is the page's edge
 SPECK_FRACTION = 0.05  # ink components under this share of the biggest one's ink mass are specks
 MIN_EXTENT = 0.015  # ink whose box is under this share of the image's longer side is no digit
@@ -134,7 +137,7 @@ def _ink_map(source: ImageSource | np.ndarray, stages: list | None) -> InkMap:
     factor = max(1, -(-max(size) // OVERVIEW_SIDE))
     grey = grey_pixels(picture, factor)
     _record(stages, "grey", grey)
-    ink = _to_ink(grey, stages, grain_averaged=factor >= GRAIN_AVERAGED)
+    ink = _to_ink(grey, stages, shrunk_by=factor)
     box = ink_box(ink)
     origin = (0, 0)
     if box is not None and factor > 1 and _longer(box) >= MIN_EXTENT * max(grey.shape) \
@@ -165,7 +168,7 @@ def _read_closer(picture: Picture, box: tuple[int, int, int, int], factor: int, 
     closer = max(1, (y1 - y0) // (2 * DETAIL_SIDE))
     grey = grey_pixels(picture.crop(region), closer)
     _record(stages, "closer", grey)
-    ink = _to_ink(grey, stages, grain_averaged=closer >= GRAIN_AVERAGED)
+    ink = _to_ink(grey, stages, shrunk_by=closer)
     return grey, ink, ink_box(ink), (region[0], region[1]), closer
 
 
@@ -175,12 +178,12 @@ def prepare_batch(sources: Iterable[ImageSource | np.ndarray]) -> np.ndarray:
     return np.stack(images) if images else np.zeros((0, SIDE, SIDE), np.float32)
 
 
-def to_ink(grey: np.ndarray, *, grain_averaged: bool = False) -> np.ndarray:
+def to_ink(grey: np.ndarray, *, shrunk_by: int = 1) -> np.ndarray:
     """Grey (H, W) in [0, 1] of either polarity -> float32 ink map: background 0, ink 1, specks removed.
 
-    `grain_averaged=True` says `grey` was box-shrunk from the picture by GRAIN_AVERAGED or more,
-    which averaged its grain away already (see `_smooth`)."""
-    return _to_ink(np.asarray(grey, dtype=np.float32), None, grain_averaged=grain_averaged)
+    `shrunk_by` is the whole factor `grey` was box-shrunk by from the picture: from GRAIN_AVERAGED
+    on, that averaged the grain away already and it is not blurred (see `_smooth`)."""
+    return _to_ink(np.asarray(grey, dtype=np.float32), None, shrunk_by=shrunk_by)
 
 
 def center_ink(ink: np.ndarray, *, normalise_stroke: bool = True, deskew: bool = False,
@@ -210,14 +213,15 @@ def ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
 
 # --- stage 2: ink -----------------------------------------------------------------------------
 
-def _to_ink(grey: np.ndarray, stages: list | None, *, grain_averaged: bool = False) -> np.ndarray:
+def _to_ink(grey: np.ndarray, stages: list | None, *, shrunk_by: int = 1) -> np.ndarray:
     height, width = grey.shape
     if min(height, width) < 3:  # too small to hold a stroke, let alone a digit
         return np.zeros_like(grey)
     border = _border(grey)
     lowest, highest = border.min(), border.max()
     spread = float(highest - lowest)
-    if spread >= 0.08 and not grain_averaged:  # a photo or a grainy scan: see _smooth
+    flat = spread < FLAT_FRAME
+    if not flat and shrunk_by < GRAIN_AVERAGED:  # a photo or a grainy scan, its grain not yet averaged
         grey = _smooth(grey)
         border = _border(grey)
     # A canvas's frame is one level; np.median's overhead is then wasted on finding it.
@@ -225,7 +229,7 @@ def _to_ink(grey: np.ndarray, stages: list | None, *, grain_averaged: bool = Fal
     # Ink is whichever extreme lies farther from the background: dark pen on paper,
     # light chalk or a white brush on a dark canvas.
     dark_ink = background_level - float(grey.min()) >= float(grey.max()) - background_level
-    if spread < 0.08:
+    if flat:
         # A flat background (canvas, scan): one level, and the noise is at most the border's spread.
         ink = background_level - grey if dark_ink else grey - background_level
         noise = spread / 6
@@ -257,7 +261,7 @@ def _to_ink(grey: np.ndarray, stages: list | None, *, grain_averaged: bool = Fal
     _record(stages, "ink", ink)
     # Strips along the edge are dropped from photos of about a digit's shape; in a wide picture of a
     # line, a 1 at either end touching the edge would look like one.
-    edges = spread >= 0.08 and max(height, width) <= 2 * min(height, width)
+    edges = not flat and max(height, width) <= 2 * min(height, width)
     ink = _drop_specks(ink, grainy=noise > 0, edges=edges)
     _record(stages, "denoised", ink)
     return ink
@@ -277,7 +281,7 @@ def _smooth(image: np.ndarray) -> np.ndarray:
     synthesised training-part photos (`synthetic.synth_digits(1200, seed=102, split="train",
     medium="photo")`) 99.08% read right against 98.25% without it, scans (seed 103) 99.67%
     against 99.42%; a Gaussian of sigma 0.6-1.0 and a 3x3 mean did as well within a few digits, a
-    3x3 median worse (98.25%). Canvases and clean scans (a frame within 0.08 of one level) are
+    3x3 median worse (98.25%). Canvases and clean scans (a frame within FLAT_FRAME of one level) are
     not blurred: they have no grain to speak of.
     """
     # Each output is ((above + below) + 2 * centre) * 0.25 in float32 (the browser's port does the same

@@ -31,6 +31,7 @@
   const BACKGROUND_OPENING = 9;   // preprocess.BACKGROUND_OPENING
   const EDGE_SLIVER = 8;   // preprocess.EDGE_SLIVER
   const GRAIN_AVERAGED = 3;   // preprocess.GRAIN_AVERAGED
+  const FLAT_FRAME = 0.08;   // preprocess.FLAT_FRAME
   const SURE_ALONE = 0.9;   // numbre.reading.recognize.SURE_ALONE
   // numbre.reading.segment
   const SEG_SPECK_FRACTION = 0.02, SPLIT_ASPECT = 1.15, JOINED_ASPECT = 0.75, SINGLE_CROSSING = 1.3;
@@ -291,14 +292,15 @@
     return out;
   }
 
-  function toInk(grey, grainAveraged) {
+  function toInk(grey, shrunkBy) {
     const { w, h } = grey, n = w * h;
     if (Math.min(w, h) < 3) return image(w, h);
     let border = borderValues(grey);
     let lowest = Infinity, highest = -Infinity, darkest = Infinity, brightest = -Infinity;
     for (const value of border) { lowest = Math.min(lowest, value); highest = Math.max(highest, value); }
     const spread = f32(highest - lowest);
-    if (spread >= 0.08 && !grainAveraged) {   // a photo or a grainy scan, not yet shrunk 3 times or more
+    const flat = spread < FLAT_FRAME;
+    if (!flat && shrunkBy < GRAIN_AVERAGED) {   // a photo or a grainy scan, its grain not yet averaged
       grey = smooth(grey);
       border = borderValues(grey);
     }
@@ -306,7 +308,7 @@
     const background = lowest === highest ? lowest : median(border);
     const darkInk = background - darkest >= brightest - background;
     let ink, noise;
-    if (spread < 0.08) {
+    if (flat) {
       ink = image(w, h);
       const level = f32(background);
       for (let i = 0; i < n; i++) ink.d[i] = darkInk ? level - grey.d[i] : grey.d[i] - level;
@@ -342,7 +344,7 @@
       if (scale !== 1) value = f32(value * scale);
       ink.d[i] = Math.max(0, Math.min(1, value));
     }
-    return dropSpecks(ink, noise > 0, spread >= 0.08 && Math.max(w, h) <= 2 * Math.min(w, h));
+    return dropSpecks(ink, noise > 0, !flat && Math.max(w, h) <= 2 * Math.min(w, h));
   }
 
   function robustSigma(values) {   // preprocess._robust_sigma
@@ -430,7 +432,7 @@
   function inkMap(rgba, width, height) {
     const picture = { rgba, width, height, box: [0, 0, width, height] };
     const factor = Math.max(1, Math.ceil(Math.max(width, height) / OVERVIEW_SIDE));
-    let grey = greyPixels(picture, factor), ink = toInk(grey, factor >= GRAIN_AVERAGED), box = inkBox(ink);
+    let grey = greyPixels(picture, factor), ink = toInk(grey, factor), box = inkBox(ink);
     let origin = [0, 0], scale = factor;
     if (box && factor > 1 && longer(box) >= MIN_EXTENT * Math.max(grey.w, grey.h) && box[3] - box[1] < DETAIL_SIDE) {
       // preprocess._read_closer: small writing is read again from the full-resolution pixels
@@ -439,7 +441,7 @@
       const region = [Math.max(0, x0 - margin), Math.max(0, y0 - margin), Math.min(width, x1 + margin), Math.min(height, y1 + margin)];
       const closer = Math.max(1, Math.floor((y1 - y0) / (2 * DETAIL_SIDE)));
       grey = greyPixels({ ...picture, box: region }, closer);
-      ink = toInk(grey, closer >= GRAIN_AVERAGED);
+      ink = toInk(grey, closer);
       box = inkBox(ink);
       origin = [region[0], region[1]];
       scale = closer;
