@@ -25,9 +25,10 @@
 (function (root) {
   const SIDE = 28, DIGIT = 20, INK = 0.5, TOLERANCE = 1e-3;
   const OVERVIEW_SIDE = 160, DETAIL_SIDE = 40;
-  const STROKE_SCALE = 3, STROKE_TARGET = 6.0, STROKE_BAND = [0.66, 1.55];
+  const STROKE_SCALE = 3, STROKE_TARGET = 6.0, STROKE_BAND = [0.66, 1.55], GROW_STEPS = 5;
   const MNIST_CENTRE = [14.0, 14.0];
   const LABEL_SIDE = 80, SPECK_FRACTION = 0.05, MIN_EXTENT = 0.015, MIN_STROKES = 2.5;
+  const FAINT = 0.25;   // preprocess.FAINT: ink joined to a stroke by hysteresis
   const BACKGROUND_OPENING = 9;   // preprocess.BACKGROUND_OPENING
   const EDGE_SLIVER = 8;   // preprocess.EDGE_SLIVER
   const GRAIN_AVERAGED = 3;   // preprocess.GRAIN_AVERAGED
@@ -403,22 +404,26 @@
 
   function dropSpecks(ink, grainy, edges) {
     const { w, h } = ink, pool = Math.max(1, Math.ceil(Math.max(w, h) / LABEL_SIDE));
-    const mass = boxReduceFloat(ink, pool), level = f32(INK / (pool * pool) - TOLERANCE);
+    const mass = boxReduceFloat(ink, pool);
+    const level = f32(INK / (pool * pool) - TOLERANCE), faint = f32(FAINT / (pool * pool) - TOLERANCE);
     const cells = new Uint8Array(mass.w * mass.h);
-    for (let i = 0; i < cells.length; i++) cells[i] = mass.d[i] >= level ? 1 : 0;
+    let anyStrong = false;
+    for (let i = 0; i < cells.length; i++) { cells[i] = mass.d[i] >= faint ? 1 : 0; if (mass.d[i] >= level) anyStrong = true; }
     const found = components(cells, mass.w, mass.h);
-    if (found.count === 0) return image(w, h);
+    if (found.count === 0 || !anyStrong) return image(w, h);
     if (!grainy && found.count === 1) return ink;
+    const seeded = new Array(found.count + 1).fill(false);   // components holding ink at INK or above
+    for (let i = 0; i < cells.length; i++) if (mass.d[i] >= level) seeded[found.labels[i]] = true;
+    seeded[0] = false;
     const areas = new Float64Array(found.count + 1);
     for (let i = 0; i < cells.length; i++) areas[found.labels[i]] += mass.d[i];
-    areas[0] = 0;
-    const biggest = Math.max(...areas), keep = Array.from(areas, (area) => area >= SPECK_FRACTION * biggest);
-    keep[0] = areas[0] >= SPECK_FRACTION * biggest;
+    for (let label = 0; label <= found.count; label++) if (!seeded[label]) areas[label] = 0;
+    const biggest = Math.max(...areas), keep = Array.from(areas, (area, label) => seeded[label] && area >= SPECK_FRACTION * biggest);
     if (edges) {
       const sliver = edgeSlivers(found.labels, found.count, mass.w, mass.h, areas);
       for (let label = 1; label <= found.count; label++) if (sliver[label]) keep[label] = false;
     }
-    if (!grainy && keep.slice(1).every(Boolean)) return ink;
+    if (!grainy && keep.every((kept, label) => kept || !seeded[label])) return ink;
     const kept = morphStep(Uint8Array.from(found.labels, (label) => (keep[label] ? 1 : 0)), mass.w, mass.h, true, true);
     const out = image(w, h);
     for (let y = 0; y < h; y++) {
@@ -473,16 +478,21 @@
     if (measured === 0 || (STROKE_BAND[0] <= measured / STROKE_TARGET && measured / STROKE_TARGET <= STROKE_BAND[1])) {
       return [cropped, soft];
     }
-    const level = f32(INK * Math.min(1.0, Math.max(measured, 0.2)) - TOLERANCE);
+    const thin = measured < STROKE_TARGET, level = f32((thin ? FAINT : INK) - TOLERANCE);
     let mask = Uint8Array.from(soft.d, (value) => (value >= level ? 1 : 0)), w = soft.w, h = soft.h;
-    let steps = roundHalfEven(Math.abs(STROKE_TARGET - measured) / 2);
-    if (measured > STROKE_TARGET) {
-      steps = Math.min(steps, Math.max(0, roundHalfEven(measured / 2) - 2));
+    const maskWidth = (values, mw, mh) => strokeWidth(image(mw, mh, Float32Array.from(values)), true);
+    let width = maskWidth(mask, w, h);
+    if (!thin) {
+      const steps = Math.min(roundHalfEven((width - STROKE_TARGET) / 2), Math.max(0, roundHalfEven(width / 2) - 2));
       for (let step = 0; step < steps; step++) mask = morphStep(mask, w, h, step % 2 === 1, false);
-    } else {
-      const grown = framed(mask, w, h, steps + 1, false);
-      mask = grown.d; w = grown.w; h = grown.h;
-      for (let step = 0; step < steps; step++) mask = morphStep(mask, w, h, step % 2 === 1, true);
+    } else {   // grown a step at a time while that brings the width closer to the target
+      const frame = framed(mask, w, h, GROW_STEPS + 1, false);
+      mask = frame.d; w = frame.w; h = frame.h;
+      for (let step = 0; step < GROW_STEPS; step++) {
+        const grown = morphStep(mask, w, h, step % 2 === 1, true), grownWidth = maskWidth(grown, w, h);
+        if (Math.abs(grownWidth - STROKE_TARGET) >= Math.abs(width - STROKE_TARGET)) break;
+        mask = grown; width = grownWidth;
+      }
     }
     if (!mask.some(Boolean)) return [cropped, soft];
     const thick = image(w, h, Float32Array.from(mask));
@@ -506,7 +516,9 @@
     }
     const out = image(SIDE, SIDE);
     if (!(total > 0)) return out;
-    const top = roundHalfEven(MNIST_CENTRE[0] - rowMass / total), left = roundHalfEven(MNIST_CENTRE[1] - columnMass / total);
+    // To a ten-thousandth of a pixel first, as the server does: a symmetric drawing's centre lies on the tie.
+    const nearest = (value) => roundHalfEven(Math.round(value * 1e4) / 1e4);
+    const top = nearest(MNIST_CENTRE[0] - rowMass / total), left = nearest(MNIST_CENTRE[1] - columnMass / total);
     for (let y = Math.max(top, 0); y < Math.min(top + h, SIDE); y++) {
       for (let x = Math.max(left, 0); x < Math.min(left + w, SIDE); x++) out.d[y * SIDE + x] = d[(y - top) * w + (x - left)];
     }
