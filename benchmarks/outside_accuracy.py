@@ -23,6 +23,7 @@ process each, on whatever else the machine is doing.
 Run:  python benchmarks/outside_accuracy.py [--digits 1000] [--numbers 100] [--split heldout] [--seed 0]
       python benchmarks/outside_accuracy.py --speed [100000]   # synthesiser: images/s, median of 3
       python benchmarks/outside_accuracy.py --cross [2000]   # held-out letter forms vs bands, numbre alone
+      python benchmarks/outside_accuracy.py --pens [240]   # training writers with finer and bolder pens
       python benchmarks/outside_accuracy.py --no-tesseract --lines none   # numbre alone, numbers by cutting
       (Tesseract: apt-get install -y tesseract-ocr tesseract-ocr-eng; without it only numbre is measured)
 """
@@ -30,6 +31,7 @@ Run:  python benchmarks/outside_accuracy.py [--digits 1000] [--numbers 100] [--s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import shutil
@@ -43,7 +45,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from numbre.data.synthetic import NUMBER_KINDS, synth_digits, synth_numbers
+from numbre.data.synthetic import (
+    MEDIA,
+    NUMBER_KINDS,
+    digit_ink,
+    page_image,
+    random_writer,
+    synth_digits,
+    synth_numbers,
+)
 from numbre.reading.recognize import Recognizer
 
 WHITELIST = "tessedit_char_whitelist=0123456789"
@@ -173,6 +183,34 @@ def cross_table(count: int, seed: int, model: str | None) -> None:
         print(f"| {forms} | {bands} | {right.mean():.1%} | " + " | ".join(shares) + " |", flush=True)
 
 
+# Pen widths (share of the digit's height) for --pens: the training writers' band in the middle,
+# finer and bolder ones on either side, the outermost beyond the held-out bands too.
+PEN_RANGES = ((0.025, 0.045), (0.045, 0.07), (0.07, 0.105), (0.105, 0.21), (0.21, 0.25), (0.25, 0.28),
+              (0.28, 0.34))
+
+
+def pens_table(count: int, seed: int, model: str | None) -> None:
+    """numbre on training letter forms and bands with the pen width drawn from each of PEN_RANGES:
+    what the stroke steps (hysteresis, thickening, thinning) make of fine liners and markers, on
+    writers that are otherwise the training part's (never the held-out split)."""
+    recognizer = Recognizer.load(model)
+    print(f"numbre on synthesised training-part writers, the pen width set per row, {count} digits a "
+          f"cell, seed {seed}\n")
+    print("| pen / height | " + " | ".join(MEDIA) + " |\n|---|" + "---:|" * len(MEDIA))
+    for low, high in PEN_RANGES:
+        cells = []
+        for medium in MEDIA:
+            pictures = []
+            for index in range(count):
+                rng = np.random.default_rng((seed, 5, index))
+                writer = random_writer(rng, "train", medium)
+                writer = dataclasses.replace(writer, pen=float(rng.uniform(low, high)))
+                pictures.append(page_image(digit_ink(index % 10, rng, writer)[0], writer, rng, writer.height))
+            answers, _ = numbre_read(recognizer, [png_bytes(picture) for picture in pictures], numbre_digit)
+            cells.append(np.mean([answer == str(index % 10) for index, answer in enumerate(answers)]))
+        print(f"| {low:.3f}-{high:.3f} | " + " | ".join(f"{cell:.1%}" for cell in cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -188,6 +226,9 @@ def main() -> None:
     parser.add_argument("--cross", type=int, nargs="?", const=2000, default=None, metavar="COUNT",
                         help="instead, numbre alone on letter forms and bands of either split, "
                              "COUNT digits a row (default 2,000)")
+    parser.add_argument("--pens", type=int, nargs="?", const=240, default=None, metavar="COUNT",
+                        help="instead, numbre alone on training writers with finer and bolder pens, "
+                             "COUNT digits a cell (default 240)")
     parser.add_argument("--no-tesseract", action="store_true",
                         help="measure numbre alone (Tesseract is slow)")
     parser.add_argument("--lines", default="shipped",
@@ -199,6 +240,9 @@ def main() -> None:
         return
     if args.cross:
         cross_table(args.cross, args.seed, args.model)
+        return
+    if args.pens:
+        pens_table(args.pens, args.seed, args.model)
         return
 
     images, labels, _ = synth_digits(args.digits, args.seed, split=args.split, form="raw")
