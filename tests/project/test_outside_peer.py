@@ -41,3 +41,26 @@ def test_a_transparent_canvas_export_is_flattened_onto_white() -> None:
     flat = outside_accuracy.flattened(rgba)
     assert flat.shape == (4, 4, 3)
     assert flat[0, 0].tolist() == [0, 0, 0] and flat[1, 1].tolist() == [255, 255, 255]
+
+
+def test_the_pens_table_sets_each_pen_and_keeps_the_rest_of_the_training_writer(capsys, monkeypatch) -> None:
+    """`--pens`: one row per pen range, one cell per medium; each writer is a training writer with
+    only its pen replaced (checked on what the benchmark hands to page_image)."""
+    drawn = []
+    page_image = outside_accuracy.page_image
+
+    def recording(ink, writer, rng, height):
+        drawn.append(writer)
+        return page_image(ink, writer, rng, height)
+
+    monkeypatch.setattr(outside_accuracy, "page_image", recording)
+    outside_accuracy.pens_table(2, 0, None)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0.")]
+    assert [row.split(" |")[0][2:] for row in rows] == [
+        f"{low:.3f}-{high:.3f}" for low, high in outside_accuracy.PEN_RANGES]
+    assert all(row.count("%") == len(outside_accuracy.MEDIA) for row in rows)
+    assert len(drawn) == 2 * len(outside_accuracy.MEDIA) * len(outside_accuracy.PEN_RANGES)
+    for index, writer in enumerate(drawn):
+        low, high = outside_accuracy.PEN_RANGES[index // (2 * len(outside_accuracy.MEDIA))]
+        assert writer.split == "train" and low <= writer.pen < high
+        assert writer.medium == outside_accuracy.MEDIA[index // 2 % len(outside_accuracy.MEDIA)]

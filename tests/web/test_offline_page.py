@@ -256,7 +256,8 @@ INK_TOLERANCE = 1e-5
 INK_HERE = """([rgba, width, height]) => {
   const found = NumbreOffline.inkMap(Uint8ClampedArray.from(rgba), width, height);
   const placed = found.empty ? null : Array.from(NumbreOffline.centerInk(found.ink, found.box));
-  return { empty: found.empty, box: found.box, ink: Array.from(found.ink.d), w: found.ink.w, h: found.ink.h, placed };
+  return { empty: found.empty, box: found.box, ink: Array.from(found.ink.d), w: found.ink.w, h: found.ink.h,
+           placed };
 }"""
 
 
