@@ -9,6 +9,7 @@ the correction that taught the model.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
 from pathlib import Path
@@ -158,3 +159,16 @@ def test_a_corrected_drawing_is_read_right_after_fine_tuning(mnist, tmp_path: Pa
     assert Recognizer.load(runs["control"]).predict(drawing).digit == 7  # not without the correction
     accuracy = json.loads((runs["corrected"] / "metrics.json").read_text())["accuracy"]
     assert accuracy >= 0.98  # and the fine-tune did not unlearn MNIST
+
+
+def test_a_fine_tuned_file_is_fine_tuned_again_at_its_own_rate(tiny_folder: Path, tmp_path: Path) -> None:
+    """A trained file is fine-tuned at a tenth of its learning rate; a file that was fine-tuned itself
+    (the shipped model is) records that rate already and is not slowed ten times more."""
+    runs = [tmp_path / "trained", tmp_path / "tuned", tmp_path / "tuned-again"]
+    assert invoke("train", "-m", "numbre-mlp", "--epochs", "1", "--lr", "0.002", "--data", str(tiny_folder),
+                  "--out", str(runs[0]), "-q").exit_code == 0
+    for before, after in itertools.pairwise(runs):
+        result = invoke("train", "--init", str(before), "--data", str(tiny_folder), "--out", str(after), "-q")
+        assert result.exit_code == 0, result.output
+    rates = [json.loads((run / "config.json").read_text())["lr"] for run in runs]
+    assert rates == pytest.approx([0.002, 0.0002, 0.0002])

@@ -96,7 +96,8 @@ def _rank_args(ctx: click.Context, out: Path) -> list[str]:
 @click.option("--init", type=click.Path(path_type=Path), default=None,
               help="Fine-tune: start from this model file's or run folder's weights (`shipped`: numbre's "
                    "own model), with its architecture and recorded recipe, for 1 epoch at a tenth of its "
-                   "learning rate unless --epochs or --lr say otherwise (default: random weights).")
+                   "learning rate (its own rate if it was fine-tuned itself) unless --epochs or --lr say "
+                   "otherwise (default: random weights).")
 @click.option("--extra", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
               help="A corrections folder (`numbre serve --corrections`, `numbre draw --corrections`) to "
                    "train on besides --data; repeat for several (default: none).")
@@ -255,7 +256,8 @@ def _init_path(given: Path) -> str:
 def _fine_tune_recipe(ctx: click.Context, init: Path, model: str) -> tuple[str, dict]:
     """The architecture and recipe of a run that starts from the model file `init`: the file's own
     recipe (so its classes, "not a digit" included, are the run's), for one epoch at a tenth of its
-    learning rate, unless the command line says otherwise."""
+    learning rate (at its own rate when it was fine-tuned itself), unless the command line says
+    otherwise."""
     from numbre.errors import TrainingError
     from numbre.model.file import load_model_file
     from numbre.model.recipe import Recipe
@@ -271,7 +273,10 @@ def _fine_tune_recipe(ctx: click.Context, init: Path, model: str) -> tuple[str, 
     if isinstance(recorded, dict):
         names = {field.name for field in dataclasses.fields(Recipe)}
         recipe.update({key: value for key, value in recorded.items() if key in names})
-    recipe.update(epochs=1, lr=recipe["lr"] / 10)
+    # A file that was itself fine-tuned records its fine-tuning rate already: divided again, a second
+    # fine-tune (a user's corrections on the shipped model) would learn ten times slower still.
+    fine_tuned = isinstance(recorded, dict) and bool(recorded.get("init"))
+    recipe.update(epochs=1, lr=recipe["lr"] if fine_tuned else recipe["lr"] / 10)
     return architecture, recipe
 
 
