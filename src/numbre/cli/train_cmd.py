@@ -254,30 +254,18 @@ def _init_path(given: Path) -> str:
 
 
 def _fine_tune_recipe(ctx: click.Context, init: Path, model: str) -> tuple[str, dict]:
-    """The architecture and recipe of a run that starts from the model file `init`: the file's own
-    recipe (so its classes, "not a digit" included, are the run's), for one epoch at a tenth of its
-    learning rate (at its own rate when it was fine-tuned itself), unless the command line says
-    otherwise."""
+    """The architecture and recipe of a run that starts from the model file `init`
+    (`numbre.training.config.fine_tune_recipe`), refusing a --model the file is not."""
     from numbre.errors import TrainingError
     from numbre.model.file import load_model_file
-    from numbre.model.recipe import Recipe
-    from numbre.model.zoo import get_entry
+    from numbre.training.config import fine_tune_recipe
 
     model_file = load_model_file(init)
     architecture = model_file.architecture
     if ctx.get_parameter_source("model") not in (None, ParameterSource.DEFAULT) and model != architecture:
         raise TrainingError(f"--init {init} is a {architecture!r} model, not {model!r}; leave --model out "
                             "to fine-tune it")
-    recipe = dataclasses.asdict(get_entry(architecture).recipe)
-    recorded = model_file.meta.get("recipe")
-    if isinstance(recorded, dict):
-        names = {field.name for field in dataclasses.fields(Recipe)}
-        recipe.update({key: value for key, value in recorded.items() if key in names})
-    # A file that was itself fine-tuned records its fine-tuning rate already: divided again, a second
-    # fine-tune (a user's corrections on the shipped model) would learn ten times slower still.
-    fine_tuned = isinstance(recorded, dict) and bool(recorded.get("init"))
-    recipe.update(epochs=1, lr=recipe["lr"] if fine_tuned else recipe["lr"] / 10)
-    return architecture, recipe
+    return architecture, fine_tune_recipe(architecture, model_file.meta.get("recipe"))
 
 
 def _print_next_steps(out: Path, data: str | None) -> None:

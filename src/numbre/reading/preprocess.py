@@ -391,8 +391,7 @@ def _drop_specks(ink: np.ndarray, *, grainy: bool = True, edges: bool = False) -
         return ink  # a clean canvas with one component: nothing to drop, nothing faint between strokes
     labels = found.labels()
     seeded = np.zeros(found.count + 1, bool)  # the components holding ink at INK or above
-    seeded[labels[strong]] = True
-    seeded[0] = False
+    seeded[labels[strong]] = True  # strong cells lie inside the FAINT components: never label 0
     areas = np.bincount(labels.ravel(), weights=mass.ravel(), minlength=found.count + 1)
     areas[~seeded] = 0
     keep = seeded & (areas >= SPECK_FRACTION * areas.max())
@@ -572,7 +571,7 @@ def _center_ink(ink: np.ndarray, box: tuple[int, int, int, int], stages: list | 
     return image.astype(np.float32, copy=False)
 
 
-def stroke_width(soft: np.ndarray, *, mask: bool = False) -> float:
+def stroke_width(soft: np.ndarray) -> float:
     """Mean stroke width in pixels of an ink image (background 0): 2 * ink mass / outline length.
 
     A stroke of width w and length L holds ink w*L and has an outline of about
@@ -582,10 +581,9 @@ def stroke_width(soft: np.ndarray, *, mask: bool = False) -> float:
     over-counts slanted strokes by a constant factor that calibrating the
     target on MNIST absorbs.
     """
-    inked = _framed(soft if mask else soft > 0.1, 1, False)
+    inked = _framed(soft > 0.1, 1, False)
     edges = np.count_nonzero(inked[1:] != inked[:-1]) + np.count_nonzero(inked[:, 1:] != inked[:, :-1])
-    mass = np.count_nonzero(soft) if mask else float(soft.sum())
-    return 2.0 * mass / edges if edges else 0.0
+    return 2.0 * float(soft.sum()) / edges if edges else 0.0
 
 
 def _normalise_stroke(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -609,12 +607,12 @@ def _normalise_stroke(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     # comes out nearest the target whatever the threshold took.
     thin = measured < STROKE_TARGET
     mask = soft >= (FAINT if thin else INK) - _TOLERANCE
-    width = stroke_width(mask, mask=True)
+    width = stroke_width(mask.astype(np.float32))
     if thin:  # grown a step at a time while that brings the width closer to the target
         mask = _framed(mask, GROW_STEPS + 1, False)
         for step in range(GROW_STEPS):
             grown = morph_step(mask, square=step % 2 == 1, grow=True)
-            grown_width = stroke_width(grown, mask=True)
+            grown_width = stroke_width(grown.astype(np.float32))
             if abs(grown_width - STROKE_TARGET) >= abs(width - STROKE_TARGET):
                 break
             mask, width = grown, grown_width

@@ -72,3 +72,24 @@ class TrainConfig(Recipe):
         for ok, message in checks:
             if not ok:
                 raise TrainingError(message)
+
+
+def fine_tune_recipe(architecture: str, recorded: Any) -> dict[str, Any]:
+    """The recipe of a run that starts from a model file's weights (`--init`).
+
+    The architecture's default recipe with what the file recorded of its own (so its classes, "not a
+    digit" included, are the run's), for one epoch at a tenth of its learning rate. A file that was
+    itself fine-tuned (its recipe names an `init`) records its fine-tuning rate already: divided
+    again, a second fine-tune (a user's corrections on the shipped model) would learn ten times
+    slower still, so it keeps that rate.
+    """
+    from numbre.model.zoo import get_entry  # imports torch: only runs that train need it
+
+    recipe = dataclasses.asdict(get_entry(architecture).recipe)
+    fine_tuned = False
+    if isinstance(recorded, dict):
+        names = {field.name for field in dataclasses.fields(Recipe)}
+        recipe.update({key: value for key, value in recorded.items() if key in names})
+        fine_tuned = bool(recorded.get("init"))
+    recipe.update(epochs=1, lr=recipe["lr"] if fine_tuned else recipe["lr"] / 10)
+    return recipe

@@ -406,15 +406,12 @@
     const { w, h } = ink, pool = Math.max(1, Math.ceil(Math.max(w, h) / LABEL_SIDE));
     const mass = boxReduceFloat(ink, pool);
     const level = f32(INK / (pool * pool) - TOLERANCE), faint = f32(FAINT / (pool * pool) - TOLERANCE);
-    const cells = new Uint8Array(mass.w * mass.h);
-    let anyStrong = false;
-    for (let i = 0; i < cells.length; i++) { cells[i] = mass.d[i] >= faint ? 1 : 0; if (mass.d[i] >= level) anyStrong = true; }
+    const cells = Uint8Array.from(mass.d, (value) => (value >= faint ? 1 : 0));
     const found = components(cells, mass.w, mass.h);
-    if (found.count === 0 || !anyStrong) return image(w, h);
-    if (!grainy && found.count === 1) return ink;
     const seeded = new Array(found.count + 1).fill(false);   // components holding ink at INK or above
     for (let i = 0; i < cells.length; i++) if (mass.d[i] >= level) seeded[found.labels[i]] = true;
-    seeded[0] = false;
+    if (!seeded.some(Boolean)) return image(w, h);   // no component, or none holds ink at INK
+    if (!grainy && found.count === 1) return ink;
     const areas = new Float64Array(found.count + 1);
     for (let i = 0; i < cells.length; i++) areas[found.labels[i]] += mass.d[i];
     for (let label = 0; label <= found.count; label++) if (!seeded[label]) areas[label] = 0;
