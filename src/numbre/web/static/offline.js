@@ -29,7 +29,7 @@
   const MNIST_CENTRE = [14.0, 14.0];
   const LABEL_SIDE = 80, SPECK_FRACTION = 0.05, MIN_EXTENT = 0.015, MIN_STROKES = 2.5;
   const FAINT = 0.25;   // preprocess.FAINT: ink joined to a stroke by hysteresis
-  const BACKGROUND_OPENING = 9;   // preprocess.BACKGROUND_OPENING
+  const BACKGROUND_OPENING = 11;   // preprocess.BACKGROUND_OPENING
   const EDGE_SLIVER = 8;   // preprocess.EDGE_SLIVER
   const GRAIN_AVERAGED = 3;   // preprocess.GRAIN_AVERAGED
   const FLAT_FRAME = 0.08;   // preprocess.FLAT_FRAME
