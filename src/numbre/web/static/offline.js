@@ -29,7 +29,8 @@
   const MNIST_CENTRE = [14.0, 14.0];
   const LABEL_SIDE = 80, SPECK_FRACTION = 0.05, MIN_EXTENT = 0.015, MIN_STROKES = 2.5;
   const FAINT = 0.25;   // preprocess.FAINT: ink joined to a stroke by hysteresis
-  const BACKGROUND_OPENING = 11;   // preprocess.BACKGROUND_OPENING
+  const BACKGROUND_OPENING = 11;   // preprocess.BACKGROUND_OPENING: a picture of about a digit's shape
+  const LINE_BACKGROUND_OPENING = 9;   // preprocess.LINE_BACKGROUND_OPENING: a wider or taller one
   const EDGE_SLIVER = 8;   // preprocess.EDGE_SLIVER
   const GRAIN_AVERAGED = 3;   // preprocess.GRAIN_AVERAGED
   const FLAT_FRAME = 0.08;   // preprocess.FLAT_FRAME
@@ -375,8 +376,9 @@
       }
       return out;
     };
-    small = filter(small, BACKGROUND_OPENING, (values) => Math.min(...values));
-    small = filter(small, BACKGROUND_OPENING, (values) => Math.max(...values));
+    const size = Math.max(src.w, src.h) <= 2 * Math.min(src.w, src.h) ? BACKGROUND_OPENING : LINE_BACKGROUND_OPENING;
+    small = filter(small, size, (values) => Math.min(...values));
+    small = filter(small, size, (values) => Math.max(...values));
     small = filter(small, 3, (values) => values.reduce((a, b) => a + b, 0) / values.length);
     return pilResize(small, src.w, src.h, "bilinear");
   }
