@@ -231,8 +231,15 @@ def _to_ink(grey: np.ndarray, stages: list | None, *, shrunk_by: int = 1) -> np.
     if not flat and shrunk_by < GRAIN_AVERAGED:  # a photo or a grainy scan, its grain not yet averaged
         grey = _smooth(grey)
         border = _border(grey)
-    # A canvas's frame is one level; np.median's overhead is then wasted on finding it.
-    background_level = float(lowest) if lowest == highest else float(np.median(border))
+    # A canvas's frame is one level; np.median's overhead is then wasted on finding it. Elsewhere the
+    # frame can be mostly the table beyond the page, or the corners a turned photo fills: the paper's
+    # level is then the whole picture's median (paper is most of a picture of a digit or a line).
+    if lowest == highest:
+        background_level = float(lowest)
+    elif flat:
+        background_level = float(np.median(border))
+    else:
+        background_level = float(np.median(_sample(grey)))
     # Ink is whichever extreme lies farther from the background: dark pen on paper,
     # light chalk or a white brush on a dark canvas.
     dark_ink = background_level - float(grey.min()) >= float(grey.max()) - background_level
@@ -326,10 +333,16 @@ def _paper_noise(ink: np.ndarray) -> float:
     It takes every so many pixels, 2,000-4,000 of them: two medians of a whole line's
     picture cost more than the rest of finding its ink's level.
     """
-    sample = ink.ravel()
+    return _robust_sigma(_sample(ink))
+
+
+def _sample(image: np.ndarray) -> np.ndarray:
+    """Every so many pixels of a picture, 2,000-4,000 of them (all of a smaller one): enough for a
+    median, at a fraction of its cost on a whole line's picture."""
+    sample = image.ravel()
     if sample.size > 4_000:
         sample = sample[:: sample.size // 2_000]
-    return _robust_sigma(sample)
+    return sample
 
 
 def _robust_sigma(values: np.ndarray) -> float:

@@ -294,6 +294,13 @@
     return out;
   }
 
+  function sampled(values) {   // preprocess._sample: every so many pixels, as numpy slices them
+    const all = Array.from(values);
+    if (all.length <= 4000) return all;
+    const step = Math.floor(all.length / 2000);
+    return all.filter((_, index) => index % step === 0);
+  }
+
   function toInk(grey, shrunkBy) {
     const { w, h } = grey, n = w * h;
     if (Math.min(w, h) < 3) return image(w, h);
@@ -307,7 +314,9 @@
       border = borderValues(grey);
     }
     for (let i = 0; i < n; i++) { darkest = Math.min(darkest, grey.d[i]); brightest = Math.max(brightest, grey.d[i]); }
-    const background = lowest === highest ? lowest : median(border);
+    // preprocess._to_ink: a frame of one level is the background; a frame within FLAT_FRAME its median;
+    // else the whole picture's median (the table beyond the page, a turned photo's corners).
+    const background = lowest === highest ? lowest : flat ? median(border) : median(sampled(grey.d));
     const darkInk = background - darkest >= brightest - background;
     let ink, noise;
     if (flat) {
@@ -321,12 +330,7 @@
       const under = backgroundOf(oriented);
       ink = image(w, h);
       for (let i = 0; i < n; i++) ink.d[i] = oriented.d[i] - under.d[i];
-      let sample = Array.from(ink.d);   // preprocess._paper_noise: the whole picture, sampled as numpy slices it
-      if (sample.length > 4000) {
-        const step = Math.floor(sample.length / 2000);
-        sample = sample.filter((_, index) => index % step === 0);
-      }
-      noise = Math.min(robustSigma(sample), robustSigma(borderValues(ink)));
+      noise = Math.min(robustSigma(sampled(ink.d)), robustSigma(borderValues(ink)));   // preprocess._paper_noise
     }
     const above = f32(Math.max(6 * noise, 0.04));
     let candidates = [];
