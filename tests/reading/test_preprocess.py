@@ -273,6 +273,21 @@ def test_dark_ink_on_a_turned_photo_with_the_table_in_its_corners_is_read_dark(t
     assert correlation(prepared.image, to_mnist(seven(size=160, pen=8)).image) > 0.7
 
 
+def test_a_light_garment_filling_a_dark_picture_to_its_edges_stays_the_ink() -> None:
+    """The other way round from the turned photo: a light T-shirt on black (Fashion-MNIST's kind)
+    covers most of the picture and reaches the top and bottom of its frame. The frame's median is
+    the black, at one extreme of the picture: it is the background, not the picture's median (the
+    shirt), which read the black as ink (a fifth of a pixel's worth per black pixel, where the shirt
+    kept a hundredth) and Fashion-MNIST as digits more often."""
+    picture = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(picture).polygon([(8, 0), (20, 0), (27, 6), (24, 10), (21, 8), (21, 27), (7, 27), (7, 8),
+                                     (4, 10), (1, 6)], fill=180)
+    grey = np.asarray(picture, np.float32) / 255 * np.linspace(1.0, 1.1, 28, dtype=np.float32)[:, None]
+    ink = to_ink(grey)
+    black, shirt = grey < 0.05, grey > 0.3
+    assert ink[black].mean() < 0.05 < ink[shirt].mean()
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_a_fine_stroke_on_grainy_paper_stays_whole(seed: int) -> None:
     """Pixel grain as strong as a seventh of the stroke's contrast: blurred first (a picture read at

@@ -231,18 +231,17 @@ def _to_ink(grey: np.ndarray, stages: list | None, *, shrunk_by: int = 1) -> np.
     if not flat and shrunk_by < GRAIN_AVERAGED:  # a photo or a grainy scan, its grain not yet averaged
         grey = _smooth(grey)
         border = _border(grey)
-    # A canvas's frame is one level; np.median's overhead is then wasted on finding it. Elsewhere the
-    # frame can be mostly the table beyond the page, or the corners a turned photo fills: the paper's
-    # level is then the whole picture's median (paper is most of a picture of a digit or a line).
-    if lowest == highest:
-        background_level = float(lowest)
-    elif flat:
-        background_level = float(np.median(border))
-    else:
-        background_level = float(np.median(_sample(grey)))
+    # A canvas's frame is one level; np.median's overhead is then wasted on finding it.
+    background_level = float(lowest) if lowest == highest else float(np.median(border))
     # Ink is whichever extreme lies farther from the background: dark pen on paper,
     # light chalk or a white brush on a dark canvas.
-    dark_ink = background_level - float(grey.min()) >= float(grey.max()) - background_level
+    darkest, brightest = float(grey.min()), float(grey.max())
+    if not flat and min(background_level - darkest, brightest - background_level) > MIXED_FRAME * (
+            brightest - darkest):
+        # A frame whose level sits between the extremes is paper mixed with the table beyond a
+        # turned page or a photo's filled corners; the paper is most of the picture.
+        background_level = float(np.median(_sample(grey)))
+    dark_ink = background_level - darkest >= brightest - background_level
     if flat:
         # A flat background (canvas, scan): one level, and the noise is at most the border's spread.
         ink = background_level - grey if dark_ink else grey - background_level
@@ -279,6 +278,18 @@ def _to_ink(grey: np.ndarray, stages: list | None, *, shrunk_by: int = 1) -> np.
     ink = _drop_specks(ink, grainy=noise > 0, edges=edges)
     _record(stages, "denoised", ink)
     return ink
+
+
+# A frame's median further than this share of the picture's range from both its extremes is not
+# the paper's level alone (see _to_ink): in a photo turned by a few degrees, the corners it turned
+# away from (filled with the table's or another shade) can be half the frame, and measured against
+# its median the paper looked like light ink on a dark ground. The whole picture's median is the
+# paper's then: 1,200 synthesised training-part photos (seed 102) read 99.58% against 98.92%,
+# 1,500 training-part writers (seed 310) 99.93% against 99.80%, 1,000 with pens beyond both splits
+# (seed 320) 93.5% against 93.1%. Always taking the picture's median instead rejected 94.36% of
+# Fashion-MNIST (96.93% with this rule): a garment covers most of its picture, and the frame, at
+# the black extreme, is the background there.
+MIXED_FRAME = 0.25
 
 
 def _digit_shaped(image: np.ndarray) -> bool:

@@ -34,6 +34,7 @@
   const EDGE_SLIVER = 8;   // preprocess.EDGE_SLIVER
   const GRAIN_AVERAGED = 3;   // preprocess.GRAIN_AVERAGED
   const FLAT_FRAME = 0.08;   // preprocess.FLAT_FRAME
+  const MIXED_FRAME = 0.25;   // preprocess.MIXED_FRAME
   const SURE_ALONE = 0.9;   // numbre.reading.recognize.SURE_ALONE
   // numbre.reading.segment
   const SEG_SPECK_FRACTION = 0.02, SPLIT_ASPECT = 1.15, JOINED_ASPECT = 0.75, SINGLE_CROSSING = 1.3;
@@ -314,9 +315,12 @@
       border = borderValues(grey);
     }
     for (let i = 0; i < n; i++) { darkest = Math.min(darkest, grey.d[i]); brightest = Math.max(brightest, grey.d[i]); }
-    // preprocess._to_ink: a frame of one level is the background; a frame within FLAT_FRAME its median;
-    // else the whole picture's median (the table beyond the page, a turned photo's corners).
-    const background = lowest === highest ? lowest : flat ? median(border) : median(sampled(grey.d));
+    let background = lowest === highest ? lowest : median(border);
+    // preprocess._to_ink: a frame's median between the extremes is paper mixed with a table or a turned
+    // photo's corners; the whole picture's median is the paper's then.
+    if (!flat && Math.min(background - darkest, brightest - background) > MIXED_FRAME * (brightest - darkest)) {
+      background = median(sampled(grey.d));
+    }
     const darkInk = background - darkest >= brightest - background;
     let ink, noise;
     if (flat) {
