@@ -85,3 +85,25 @@ def test_read_picks_its_line_model_and_a_missing_one_is_a_one_line_error(tmp_pat
     result = CliRunner().invoke(cli, ["read", "--line-model", str(missing), str(path)])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert str(missing) in result.output
+
+
+def test_a_line_squeezed_too_narrow_for_its_labels_is_left_out_not_fatal(tiny_folder: Path,
+                                                                         monkeypatch) -> None:
+    """Many overlapping digits on a steep baseline can come out narrower than CTC needs (two frames
+    a label); such a line is dropped while the lines are made, as blank ones are, instead of stopping
+    `train-lines` after the lines were made."""
+    import numbre.data.lines as lines_module
+    from numbre.cli.lines_cmd import prepared_lines
+    from numbre.data.lines import Line
+
+    wide = np.full((60, 200, 3), 255, np.uint8)
+    wide[20:44, 30:170] = 0  # one bar 140 px long, 24 px tall: about 40 frames of the network
+    narrow = wide.copy()
+
+    def two_lines(count, seed, images, labels, *, start=0, junk_share=None):
+        made = [Line(wide, (1, 2, 3), "apart", "test"), Line(narrow, (1,) * 30, "overlapping", "test")]
+        return made[start:start + count]
+
+    monkeypatch.setattr(lines_module, "make_lines", two_lines)
+    images, labels = prepared_lines(2, 0, 1, str(tiny_folder))
+    assert labels == [(1, 2, 3)] and len(images) == 1

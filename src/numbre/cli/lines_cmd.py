@@ -37,8 +37,11 @@ def _training_digits(data: str | None) -> tuple[np.ndarray, np.ndarray]:
 
 def _prepared_chunk(task: tuple[str | None, int, int, int, float]) -> tuple[list[np.ndarray],
                                                                           list[tuple[int, ...]]]:
-    """Lines start..stop of `seed` as the network's uint8 inputs and their labels (empty ones dropped)."""
+    """Lines start..stop of `seed` as the network's uint8 inputs and their labels; lines left blank by
+    ink finding, or squeezed too narrow for CTC to align their labels (many digits overlapping on a
+    steep baseline), are dropped."""
     from numbre.data.lines import make_lines
+    from numbre.model.line_model import alignable
     from numbre.reading.line_reader import prepare_line
     from numbre.reading.preprocess import ink_map
 
@@ -47,7 +50,7 @@ def _prepared_chunk(task: tuple[str | None, int, int, int, float]) -> tuple[list
     out_images, out_labels = [], []
     for line in make_lines(stop - start, seed, images, labels, start=start, junk_share=junk):
         prepared = prepare_line(ink_map(line.image))
-        if prepared is None:
+        if prepared is None or not alignable(prepared.image.shape[1], len(line.labels)):
             continue
         out_images.append(np.round(prepared.image * 255).astype(np.uint8))
         out_labels.append(line.labels)

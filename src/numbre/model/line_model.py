@@ -45,6 +45,12 @@ LINE_OPERATORS = frozenset({"Conv", "Relu", "MaxPool", "BatchNormalization", "Sq
                             "Reshape", "Identity", "Constant", "Add"})
 
 
+def alignable(width: int, labels: int) -> bool:
+    """Whether CTC can align `labels` symbols to a network input `width` columns wide: it needs a
+    frame per symbol and a blank between repeats, so two frames per label, and at least one label."""
+    return labels > 0 and width // STRIDE >= 2 * labels
+
+
 @dataclass(frozen=True)
 class LineInput:
     """A line ready for the network and the way back from its columns to the ink map's."""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from numbre.errors import TrainingError
-from numbre.model.line_model import BLANK, STRIDE, greedy_decode
+from numbre.model.line_model import BLANK, STRIDE, alignable, greedy_decode
 from numbre.model.line_net import FEATURES, WIDTHS, LineNet
 from numbre.training.device import bf16_is_fast
 
@@ -104,8 +104,8 @@ def train_lines(images: Sequence[np.ndarray], labels: Sequence[Sequence[int]], c
     if not images or len(images) != len(labels):
         raise TrainingError("training the line reader needs lines, each with its labels")
     for index, label in enumerate(labels):
-        frames = images[index].shape[1] // STRIDE
-        if len(label) == 0 or frames < 2 * len(label):
+        if not alignable(images[index].shape[1], len(label)):
+            frames = images[index].shape[1] // STRIDE
             raise TrainingError(f"line {index} has {len(label)} labels for {frames} frames; "
                                 "a line needs at least one label and two frames per label")
     torch.manual_seed(config.seed)
