@@ -151,3 +151,24 @@ def test_a_digit_s_image_is_its_ink_placed_made_when_asked_for(recognizer: Recog
         assert placed.shape == (28, 28) and placed.dtype == np.float32 and placed.max() == 1.0
         np.testing.assert_array_equal(placed, center_ink(found.ink, box=box))
         assert digit.image is placed  # made once
+
+
+# Two drawn lines of MNIST test digits (the dev lines of DOUBT_NOT_A_DIGIT, drawn.written_numbers
+# seed 21: the generator's state when each line is drawn). The line model reads each exactly but
+# one digit unsurely; the digit model finds that digit's box unsure too (confidence 0.57 and 0.53)
+# yet no scribble ("not a digit" 0.003 and 0.011). Both numbers were refused while any rejection
+# of such a digit refused its line.
+@pytest.mark.parametrize(("chosen", "style", "state", "options"), [
+    ((3394, 5518, 4462, 8325, 50), "marker", 242123387963508615394671234458408650085, {}),
+    ((7329, 4384), "photo", 225777069611019297966911576644403618257, {"broken": True}),
+])
+def test_a_digit_read_unsurely_but_no_scribble_keeps_its_number(mnist, recognizer: Recognizer, chosen,
+                                                                style, state, options) -> None:
+    rng = np.random.Generator(np.random.PCG64())
+    rng.bit_generator.state = {"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0,
+                               "state": {"state": state, "inc": 309141390015141504862174807861076180645}}
+    image = drawn_number([mnist.x_test[i] for i in chosen], rng, style=style, **options)
+    truth = "".join(str(int(mnist.y_test[i])) for i in chosen)
+    reading = recognizer.read(image)
+    assert reading.number == truth, reading.to_dict()
+    assert min(digit.confidence for digit in reading.digits) < LINE_SURE  # read in the doubtful branch

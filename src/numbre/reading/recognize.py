@@ -30,7 +30,7 @@ import numpy as np
 from numbre.errors import ModelFileError
 from numbre.model.line_model import DEFAULT_LINE_ONNX, LineModel
 from numbre.model.onnx_model import DEFAULT_ONNX, OnnxModel
-from numbre.model.rejection import NOT_A_DIGIT, Rejector
+from numbre.model.rejection import DIGITS, NOT_A_DIGIT, Rejector
 from numbre.reading.images import ImageSource
 from numbre.reading.line_reader import read_tokens
 from numbre.reading.preprocess import SIDE, InkMap, center_ink, ink_map
@@ -51,6 +51,17 @@ SURE_ALONE = 0.9
 # digit is at least this probable; below it, both readers read and the surer one's number is kept.
 # Chosen on 240 drawn lines of MNIST test digits (seed 21, not the benchmark's): see docs/model-card.md.
 LINE_SURE = 0.98
+# When only the line model reads a number, an unsure digit of it that the digit model finds more
+# likely no digit than the digit model's threshold allows (its "not a digit" class above this)
+# makes the number doubted, and the cutting reader's refusal stands. Any rejection by the digit
+# model used to (a low confidence, or "not a digit" above 0.044): a broken or oddly written digit
+# was then refused with its line. Chosen on dev lines only (drawn MNIST test digits, seeds 21 and
+# 22; synthesised training-part writers with a band beyond both splits, seeds 350 and 351; 600
+# lines each) against scribbles among digits (600 lines, seeds 31, 41 and 51): numbers read 1,053
+# -> 1,058 and 1,025 -> 1,046 of 1,200, scribble lines read as a number 26 -> 31 of 600; 0.5 read
+# 1,063 and 1,055 but let 36 scribble lines through (every threshold from 0.1 to 0.7 measured:
+# docs/model-card.md).
+DOUBT_NOT_A_DIGIT = 0.2
 
 
 def _least_sure(reading: Reading) -> float:
@@ -209,15 +220,16 @@ class Recognizer:
         if whole.number is None:
             return whole  # the line model saw ink that is no digit (a scribble)
         if cut.number is None:
-            # Only the line model reads a number. An unsure digit of it that the digit model rejects
-            # too is more likely a scribble read as digits: the cutting reader's refusal stands.
+            # Only the line model reads a number. An unsure digit of it that the digit model finds
+            # more likely no digit is a scribble read as digits: the cutting reader's refusal stands.
             return cut if doubted else whole
         return whole if _least_sure(whole) >= _least_sure(cut) else cut
 
     def _read_in_one_pass(self, found: InkMap) -> tuple[Reading | None, bool]:
         """The line model's reading (see `numbre.reading.line_reader`), each digit's box cut out for
         what the network saw, or None when the line model sees no symbol in the ink; and whether the
-        digit model rejects the box of a digit the line model read less surely than LINE_SURE."""
+        digit model finds the box of a digit the line model read less surely than LINE_SURE more likely
+        no digit (DOUBT_NOT_A_DIGIT)."""
         line = read_tokens(found, self.line_model)
         if not line.tokens:
             return None, False
@@ -234,8 +246,11 @@ class Recognizer:
         doubted = False
         if unsure:  # the digit model looks only at digits the line model is unsure of
             checked_images = np.stack([images[index] for index in unsure])
-            checked = self._decide(self._logits(checked_images), checked_images)
-            doubted = any(check.reason is not None for check in checked)
+            logits = self._logits(checked_images)
+            if logits.shape[1] > DIGITS:
+                doubted = bool((self.rejector.scores(logits, None)["not_a_digit"] > DOUBT_NOT_A_DIGIT).any())
+            else:  # a model without a "not a digit" class: any rejection of it
+                doubted = any(check.reason is not None for check in self._decide(logits, checked_images))
         if any(digit.digit is None for digit in digits):
             return Reading(None, digits, NOT_A_DIGIT), doubted
         return Reading("".join(str(digit.digit) for digit in digits), digits), doubted
