@@ -93,8 +93,8 @@ def test_a_line_squeezed_too_narrow_for_its_labels_is_left_out_not_fatal(tiny_fo
     a label); such a line is dropped while the lines are made, as blank ones are, instead of stopping
     `train-lines` after the lines were made."""
     import numbre.data.lines as lines_module
-    from numbre.cli.lines_cmd import prepared_lines
     from numbre.data.lines import Line
+    from numbre.reading.training_lines import prepared_lines
 
     wide = np.full((60, 200, 3), 255, np.uint8)
     wide[20:44, 30:170] = 0  # one bar 140 px long, 24 px tall: about 40 frames of the network

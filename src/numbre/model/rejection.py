@@ -63,15 +63,20 @@ class Rejector:
         `images`, the ink signs are left out."""
         logits = np.asarray(logits, np.float64)
         probabilities = softmax(logits[:, :DIGITS] / self.temperature)
-        if logits.shape[1] > DIGITS:
-            not_a_digit = softmax(logits / self.temperature)[:, DIGITS:].sum(axis=1)
-        else:
-            not_a_digit = np.zeros(len(logits))
+        not_a_digit = self.not_a_digit(logits)
         found = {"probabilities": probabilities, "confidence": probabilities.max(axis=1),
-                 "not_a_digit": not_a_digit}
+                 "not_a_digit": np.zeros(len(logits)) if not_a_digit is None else not_a_digit}
         if images is not None:
             found["ink"], found["stroke"] = ink_statistics(images)
         return found
+
+    def not_a_digit(self, logits: np.ndarray) -> np.ndarray | None:
+        """Per image, the calibrated probability of "not a digit"; None for a model without that class
+        (only its confidence can then tell a scribble from a digit)."""
+        logits = np.asarray(logits, np.float64)
+        if logits.shape[1] <= DIGITS:
+            return None
+        return softmax(logits / self.temperature)[:, DIGITS:].sum(axis=1)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -30,7 +30,7 @@ import numpy as np
 from numbre.errors import ModelFileError
 from numbre.model.line_model import DEFAULT_LINE_ONNX, LineModel
 from numbre.model.onnx_model import DEFAULT_ONNX, OnnxModel
-from numbre.model.rejection import DIGITS, NOT_A_DIGIT, Rejector
+from numbre.model.rejection import NOT_A_DIGIT, Rejector
 from numbre.reading.images import ImageSource
 from numbre.reading.line_reader import read_tokens
 from numbre.reading.preprocess import SIDE, InkMap, center_ink, ink_map
@@ -247,8 +247,9 @@ class Recognizer:
         if unsure:  # the digit model looks only at digits the line model is unsure of
             checked_images = np.stack([images[index] for index in unsure])
             logits = self._logits(checked_images)
-            if logits.shape[1] > DIGITS:
-                doubted = bool((self.rejector.scores(logits, None)["not_a_digit"] > DOUBT_NOT_A_DIGIT).any())
+            not_a_digit = self.rejector.not_a_digit(logits)
+            if not_a_digit is not None:
+                doubted = bool((not_a_digit > DOUBT_NOT_A_DIGIT).any())
             else:  # a model without a "not a digit" class: any rejection of it
                 doubted = any(check.reason is not None for check in self._decide(logits, checked_images))
         if any(digit.digit is None for digit in digits):
