@@ -99,6 +99,8 @@ def test_the_offer_goes_while_drawing_and_in_number_mode(page) -> None:
     page.click("#wrong")
     draw(page, [[(0.2, 0.14), (0.53, 0.12)]], lift=False)
     expect(page.locator("#correction")).to_be_hidden()   # the question was about the drawing before
+    answered(page)   # the stroke still being drawn is read (the throttled asks) ...
+    expect(page.locator("#correction")).to_be_hidden()   # ... but nothing is offered until the pen lifts
     page.mouse.up()
     answered(page)
     expect(page.locator("#correction")).to_be_visible()

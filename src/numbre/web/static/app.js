@@ -560,11 +560,12 @@ async function checkCorrections() {
 }
 
 function correctionWanted() {
-  return corrections && mode === "digit" && result.dataset.state === "done" &&
+  return corrections && mode === "digit" && result.dataset.state === "done" && drawing === null &&
     result.dataset.reason !== "empty" && !(typeof offline !== "undefined" && offline && offline.active);
 }
 
 // Follows #result's state: offered once an answer is shown, gone (with what it said) while the drawing changes.
+// Not while the pen is down: an answer to a stroke still being drawn (the throttled asks) is not the question.
 function updateCorrection() {
   const wanted = correctionWanted();
   if (!wanted && !$("correction").hidden) {
