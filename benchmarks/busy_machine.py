@@ -1,14 +1,17 @@
 """Training and reading on a busy machine: how much slower numbre gets beside other work.
 
 Most people train on a laptop or a shared server that is doing something else at the same time.
-This script runs each task idle and beside 1 and 2 busy processes (`python -c "while True: pass"`,
-started and stopped by the script), each task in a fresh process, conditions and tasks alternated
-round by round so that drifting load from elsewhere spreads over all of them, and prints the
-median time of each and its slowdown (busy time / idle time). Tasks:
+This script runs each task idle, beside 1 and 2 busy processes (`python -c "while True: pass"`)
+and beside another numbre training (`numbre train` of the default recipe), all started and stopped
+by the script; each task in a fresh process, conditions and tasks alternated round by round so
+that drifting load from elsewhere spreads over all of them. It prints the median time of each and
+its slowdown (busy time / idle time). Tasks:
 
 - training a fixed number of steps of seed-cnn-a (batch 32) and of the default recipe (numbre,
   batch 128), with the settings `numbre train` uses (the time of the training steps only, as the
   run's history records it);
+- with --fixed, the same with the thread count fixed at the free cores (no tuner: numbre before
+  the thread tuner, and what `--threads N` does);
 - with --old, the same with the settings numbre used before: every core, threads spinning while
   they wait (OpenMP's default);
 - Keras training seed-cnn-a for the same steps, where TensorFlow is importable (numbre does not
@@ -20,7 +23,7 @@ Targets: numbre's training slowdown no worse than Keras' in each condition, and 
 2 busy processes on a 2-core machine. The load average at each run's start is reported: when
 other people's work shares the machine, "idle" is not idle, and the factors shrink.
 
-Run:  python benchmarks/busy_machine.py [--rounds 3] [--old] [--only train|read]
+Run:  python benchmarks/busy_machine.py [--rounds 3] [--fixed] [--old] [--only train|read]
 """
 
 from __future__ import annotations
@@ -42,24 +45,25 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib.util import find_spec
 from pathlib import Path
 
-STEPS = {"seed-cnn-a": 300, "numbre": 60}  # about 2 s each on an idle 2-core machine
+STEPS = {"seed-cnn-a": 300, "numbre": 150}  # 2-6 s each on an idle 2-core machine
 OLD_STEPS = {"seed-cnn-a": 100, "numbre": 20}  # the old settings can be 50 times slower beside 2
 PREDICT_IMAGES = 200
 SERVE_REQUESTS = 300
 SERVE_CLIENTS = 4
-CONDITIONS = (0, 1, 2)  # busy processes beside the task
+CONDITIONS = ("idle", "1 busy", "2 busy", "1 training")  # what runs beside the task
 
 
 # --- the children: one task each, in a fresh process, printing one JSON line ----------------
 def child_train(model: str, steps: int, settings: str) -> dict:
     """Train `steps` steps of `model`'s recipe on MNIST; the seconds of the training steps.
 
-    `settings`: "numbre" (what `numbre train` does), "old" (every core, OpenMP's default spinning),
-    or "spin:N" (numbre's thread count, threads spinning N rounds before they sleep)."""
+    `settings`: "numbre" (what `numbre train` does), "fixed" (the same with the thread count fixed
+    at the free cores, no tuner), "old" (every core, OpenMP's default spinning), or "spin:N"
+    (numbre's thread count, threads spinning N rounds before they sleep)."""
     if settings.startswith("spin:"):
         os.environ.pop("OMP_WAIT_POLICY", None)  # GNU libgomp reads GOMP_SPINCOUNT only without it
         os.environ["GOMP_SPINCOUNT"] = settings.removeprefix("spin:")
-    elif settings == "numbre":
+    elif settings in ("numbre", "fixed"):
         from numbre.training.threads import prefer_passive_waiting
 
         prefer_passive_waiting()  # as `numbre train` does, before torch loads
@@ -79,6 +83,10 @@ def child_train(model: str, steps: int, settings: str) -> dict:
     recipe.update(epochs=1, val_split=0.0, max_train=steps * recipe["batch_size"])
     if settings == "old":
         recipe["threads"] = os.cpu_count()  # what torch used before: every core of the machine
+    elif settings == "fixed":
+        from numbre.training.threads import available_cores
+
+        recipe["threads"] = available_cores()  # a count given is never tuned
     started = resource.getrusage(resource.RUSAGE_SELF)
     result = Trainer(TrainConfig(**recipe, model=model), dataset, None, progress=False).run()
     ended = resource.getrusage(resource.RUSAGE_SELF)
@@ -108,17 +116,30 @@ def child_keras(model: str, steps: int) -> dict:
 
 # --- the parent ----------------------------------------------------------------------------
 @contextlib.contextmanager
-def busy(count: int) -> Iterator[None]:
-    """`count` processes that each keep one core busy, for as long as the block runs."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    try:
-        time.sleep(0.5 if count else 0)  # let them take their cores
-        yield
-    finally:
-        for hog in hogs:
-            hog.kill()
-        for hog in hogs:
-            hog.wait()
+def busy(condition: str) -> Iterator[None]:
+    """What runs beside the task while the block runs: nothing, 1 or 2 processes that each keep a
+    core busy, or another numbre training (the default recipe, its own settings, long enough)."""
+    with tempfile.TemporaryDirectory() as run:
+        if condition == "1 training":
+            hogs = [subprocess.Popen([sys.executable, "-m", "numbre", "train", "--out", run,
+                                      "--epochs", "1000", "-q"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)]
+            settle = 10.0  # data loaded and training
+        else:
+            count = 0 if condition == "idle" else int(condition.split()[0])
+            hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+            settle = 0.5 if count else 0  # let them take their cores
+        try:
+            time.sleep(settle)
+            for hog in hogs:
+                if hog.poll() is not None:
+                    raise SystemExit(f"busy_machine: the busy process for {condition!r} ended early")
+            yield
+        finally:
+            for hog in hogs:
+                hog.kill()
+            for hog in hogs:
+                hog.wait()
 
 
 def run_child(*arguments: str) -> dict:
@@ -208,6 +229,9 @@ def tasks(args: argparse.Namespace, folder: Path) -> dict:
                 found[f"{model} ({steps} steps, spinning {spin:,} rounds)"] = (
                     lambda model=model, steps=steps, spin=spin: run_child("train", model, str(steps),
                                                                          f"spin:{spin}"))
+            if args.fixed:
+                found[f"fixed threads: {model} ({steps} steps)"] = (
+                    lambda model=model, steps=steps: run_child("train", model, str(steps), "fixed"))
             if args.old:
                 old = OLD_STEPS[model]
                 found[f"before: {model} ({old} steps, all cores, spinning)"] = (
@@ -233,6 +257,8 @@ def main() -> None:
                         "(default: 3; medians are reported)")
     parser.add_argument("--old", action="store_true",
                         help="also train with the settings numbre used before (every core, spinning)")
+    parser.add_argument("--fixed", action="store_true",
+                        help="also train with the thread count fixed at the free cores (no tuner)")
     parser.add_argument("--spin", type=int, nargs="*", default=[], metavar="ROUNDS",
                         help="also train with threads that spin this many rounds before sleeping "
                              "(GNU libgomp's GOMP_SPINCOUNT; 300000 is its default, 0 sleeps at once)")
@@ -255,40 +281,40 @@ def main() -> None:
         print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
               f"({available_cores()} free to this process), {args.rounds} rounds, medians; "
               f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
-        seconds: dict[tuple[str, int], list[float]] = {}
-        loads: dict[int, list[float]] = {count: [] for count in CONDITIONS}
+        seconds: dict[tuple[str, str], list[float]] = {}
+        loads: dict[str, list[float]] = {condition: [] for condition in CONDITIONS}
         for round_ in range(args.rounds):
-            conditions = (0,) if args.idle_only else CONDITIONS if round_ % 2 == 0 else CONDITIONS[::-1]
-            for count in conditions:
-                names = list(work) if (round_ + count) % 2 == 0 else list(work)[::-1]
-                with busy(count):
+            conditions = ("idle",) if args.idle_only else CONDITIONS if round_ % 2 == 0 else CONDITIONS[::-1]
+            for order, condition in enumerate(conditions):
+                names = list(work) if (round_ + order) % 2 == 0 else list(work)[::-1]
+                with busy(condition):
                     for name in names:
-                        loads[count].append(os.getloadavg()[0])
+                        loads[condition].append(os.getloadavg()[0])
                         result = work[name]()
-                        seconds.setdefault((name, count), []).append(result["seconds"])
-                        print(f"round {round_ + 1}, {count} busy: {name}: {result['seconds']:.2f} s"
+                        seconds.setdefault((name, condition), []).append(result["seconds"])
+                        print(f"round {round_ + 1}, {condition}: {name}: {result['seconds']:.2f} s"
                               + (f" ({result['cpu']:.2f} s CPU, {result['threads']} threads)"
                                  if result.get("cpu") is not None else ""), file=sys.stderr, flush=True)
         print_table(work, seconds, loads)
 
 
 def print_table(work: dict, seconds: dict, loads: dict) -> None:
-    conditions = [count for count in CONDITIONS if (next(iter(work)), count) in seconds]
+    conditions = [condition for condition in CONDITIONS if (next(iter(work)), condition) in seconds]
     header = ["task", "idle s"]
-    for count in conditions[1:]:
-        header += [f"{count} busy s", "slowdown"]
+    for condition in conditions[1:]:
+        header += [f"{condition} s", "slowdown"]
     print("| " + " | ".join(header) + " |")
     print("|---|" + "---:|" * (len(header) - 1))
     for name in work:
-        idle = statistics.median(seconds[(name, 0)])
+        idle = statistics.median(seconds[(name, "idle")])
         cells = [name, f"{idle:.2f}"]
-        for count in conditions[1:]:
-            value = statistics.median(seconds[(name, count)])
+        for condition in conditions[1:]:
+            value = statistics.median(seconds[(name, condition)])
             cells += [f"{value:.2f}", f"{value / idle:.2f}x"]
         print("| " + " | ".join(cells) + " |")
     print("\nload average (1 min) at the runs' starts, median [min-max]: " + "; ".join(
-        f"{count} busy {statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
-        for count, values in loads.items() if values))
+        f"{condition} {statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
+        for condition, values in loads.items() if values))
     print("target: numbre train slowdown at most 3x beside 2 busy processes on 2 cores")
 
 

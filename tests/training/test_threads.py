@@ -1,4 +1,5 @@
-"""Training's thread count and wait policy: cores free to the process, --threads, passive waiting.
+"""Training's thread count and wait policy: cores free to the process, --threads, passive waiting,
+and the tuner that changes the count while other programs come and go.
 
 The cgroup files are fakes in a temporary folder, passed as the root of the cgroup file system
 and as /proc/self/cgroup; `numbre train` runs in a fresh process, where a spy on the import
@@ -21,7 +22,10 @@ from numbre.training import threads
 from numbre.training.config import TrainConfig
 from numbre.training.loop import Trainer
 from numbre.training.threads import (
+    OthersMeter,
+    ThreadTuner,
     available_cores,
+    busy_seconds,
     cgroup_cpu_limit,
     prefer_passive_waiting,
     training_threads,
@@ -195,3 +199,114 @@ def test_numbre_train_threads_option_and_users_wait_policy_win(tmp_path, tiny) -
     seen = run_train(tmp_path, tiny, ["--threads", "3"], {"OMP_WAIT_POLICY": "ACTIVE"})
     assert seen["at_torch_import"] == {"OMP_WAIT_POLICY": "ACTIVE", "KMP_BLOCKTIME": "0"}
     assert seen["threads"] == 3
+
+
+# --- the tuner --------------------------------------------------------------------------------
+class Machine:
+    """A simulated machine: each thread count's step time and other programs' load, changeable."""
+
+    def __init__(self, step: dict[int, float], others: float) -> None:
+        self.step, self.others, self.steps_at = step, others, {}
+        self.applied: list[int] = []
+
+    def run(self, tuner: ThreadTuner, steps: int) -> None:
+        for _ in range(steps):
+            self.steps_at[tuner.current] = self.steps_at.get(tuner.current, 0) + 1
+            tuner.step_done(self.step[tuner.current])
+
+
+def tuner_on(machine: Machine, most: int = 2) -> ThreadTuner:
+    return ThreadTuner(most, machine.applied.append, lambda: machine.others)
+
+
+def test_a_quiet_machine_never_changes_the_count() -> None:
+    machine = Machine({2: 0.02, 1: 0.035}, others=0.1)
+    tuner = tuner_on(machine)
+    machine.run(tuner, 5000)
+    assert machine.applied == [] and tuner.changes == [] and tuner.current == 2
+
+
+def test_beside_another_training_it_drops_to_one_thread_within_a_few_slow_steps() -> None:
+    # Two threads collapse (the spinning weight-gradient barrier), one thread runs normally.
+    machine = Machine({2: 1.0, 1: 0.05}, others=1.0)
+    tuner = tuner_on(machine)
+    machine.run(tuner, 500)
+    assert tuner.current == 1 and machine.applied == [1]
+    assert [change.threads for change in tuner.changes] == [1]
+    assert tuner.changes[0].step_seconds == {2: 1.0, 1: 0.05} and tuner.changes[0].others == 1.0
+    assert machine.steps_at[2] <= 3  # the skipped first step and a short window of slow ones
+
+
+def test_when_the_other_work_ends_it_goes_back_to_every_core() -> None:
+    machine = Machine({2: 1.0, 1: 0.05}, others=1.0)
+    tuner = tuner_on(machine)
+    machine.run(tuner, 200)
+    machine.step, machine.others = {2: 0.02, 1: 0.035}, 0.0
+    machine.run(tuner, 1000)
+    assert tuner.current == 2 and machine.applied == [1, 2]
+    assert tuner.changes[-1].step_seconds == {1: 0.035, 2: 0.02}
+
+
+def test_when_every_count_is_slowed_alike_it_keeps_the_most_and_tries_less_often() -> None:
+    # Beside two spinning processes both counts slow down; two threads still get more done.
+    machine = Machine({2: 0.04, 1: 0.06}, others=2.0)
+    tuner = tuner_on(machine)
+    machine.run(tuner, 200)
+    assert tuner.current == 2 and machine.applied == [1, 2]  # tried one thread, came back
+    first_pause = tuner.pause
+    machine.others = 1.2  # load that moves makes it try again, once the pause is over
+    machine.run(tuner, 3000)
+    assert tuner.current == 2 and len(tuner.changes) >= 2 and tuner.pause >= 2 * first_pause
+
+
+def test_a_slowdown_without_a_load_reading_still_sets_off_a_trial() -> None:
+    machine = Machine({2: 0.02, 1: 0.035}, others=0.0)
+    tuner = ThreadTuner(2, machine.applied.append, lambda: None)  # not Linux: no /proc/stat
+    machine.run(tuner, 300)
+    assert tuner.changes == []
+    machine.step = {2: 0.5, 1: 0.05}  # then something else starts
+    machine.run(tuner, 300)
+    assert tuner.current == 1 and tuner.changes[-1].others is None
+
+
+@pytest.mark.parametrize(("most", "counts"), [(2, [2, 1]), (8, [8, 4, 2, 1]), (6, [6, 3, 1])])
+def test_the_counts_tried_halve_down_to_one(most, counts) -> None:
+    assert ThreadTuner(most, lambda _: None, lambda: 0.0).counts == counts
+
+
+STAT = """cpu  900 0 300 5000 10 0 0 0 0 0
+cpu0 400 0 100 2500 5 0 0 0 0 0
+cpu1 500 0 200 2500 5 10 20 30 0 0
+intr 12345
+ctxt 999
+"""
+
+
+def test_busy_seconds_counts_every_busy_field_of_the_allowed_cpus() -> None:
+    assert busy_seconds(STAT, None, 100.0) == pytest.approx((400 + 100 + 500 + 200 + 10 + 20 + 30) / 100)
+    assert busy_seconds(STAT, {0}, 100.0) == pytest.approx(5.0)
+
+
+def test_others_meter_subtracts_this_process_and_reads_none_without_proc_stat(tmp_path, monkeypatch) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0\n")
+    clock = {"wall": 10.0, "own": 1.0}
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock["wall"])
+    monkeypatch.setattr(threads.time, "process_time", lambda: clock["own"])
+    meter = OthersMeter(stat)
+    meter.cpus = {0, 1}
+    # Two seconds later the two CPUs were busy 3 s in all, 1 s of it this process's own.
+    stat.write_text("cpu0 150 0 0 0 0 0 0 0\ncpu1 100 0 50 0 0 0 0 0\n")
+    clock.update(wall=12.0, own=2.0)
+    assert meter() == pytest.approx((3.0 - 1.0) / 2.0)
+    assert OthersMeter(tmp_path / "missing")() is None
+
+
+def test_the_trainer_tunes_only_when_the_count_is_its_own_choice(tiny, monkeypatch, torch_threads) -> None:
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    chosen = Trainer(TrainConfig(model="numbre-mlp", epochs=1, batch_size=32), tiny, None, progress=False)
+    told = Trainer(TrainConfig(model="numbre-mlp", epochs=1, batch_size=32, threads=2), tiny, None,
+                   progress=False)
+    assert chosen.tuner is not None and chosen.tuner.counts == [2, 1] and told.tuner is None
+    result = told.run()
+    assert [row["threads"] for row in result.history] == [2]

@@ -241,6 +241,11 @@ class DistributedTrainer(Trainer):
         self.step_buffers: list[torch.Tensor] = []  # batch-norm statistics as the current step began
 
     # --- a rank's share of each step ----------------------------------------------------
+    def _tunes_threads(self) -> bool:
+        """No: the ranks meet at every step's all-reduce, so one rank's trial would time the
+        others' waiting; the count is the machine's cores split between its ranks."""
+        return False
+
     def _share(self, index: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
         """Every world_size-th image of the step's batch; seeds this rank's draws for the step."""
         rank, world = self.group.rank, self.group.world_size

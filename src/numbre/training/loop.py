@@ -43,7 +43,7 @@ from numbre.training.checkpoint import (
 from numbre.training.config import TrainConfig
 from numbre.training.device import bf16_is_fast, pick_device
 from numbre.training.negatives import add_negatives
-from numbre.training.threads import training_threads
+from numbre.training.threads import ThreadTuner, training_threads
 
 LAST = "last.ckpt.safetensors"
 BEST = "best.safetensors"
@@ -161,7 +161,11 @@ class Trainer:
         self.config, self.dataset, self.out_dir = config, dataset, out_dir
         self.command, self.progress = command, progress
         # --threads, else the cores this process may use (affinity, cgroup quota), not the machine's.
-        torch.set_num_threads(training_threads(config.threads))
+        threads = training_threads(config.threads)
+        torch.set_num_threads(threads)
+        # Without --threads the count then follows other programs' load, by measured step times.
+        self.tuner = (ThreadTuner(threads, torch.set_num_threads)
+                      if config.threads is None and threads > 1 and self._tunes_threads() else None)
         self.device = pick_device(config.device)
         x_train, y_train = dataset.x_train, dataset.y_train
         if config.max_train:
@@ -244,7 +248,7 @@ class Trainer:
         correct = torch.tensor(position["correct"], device=self.device)
         try:
             while position["step"] < self.steps_per_epoch:
-                step = position["step"]
+                step, step_started = position["step"], time.perf_counter()
                 self.step_rng = torch.get_rng_state()
                 index = self._share(order[step * config.batch_size:(step + 1) * config.batch_size],
                                     epoch, step)
@@ -271,6 +275,8 @@ class Trainer:
                 loss_sum += loss.detach() * len(labels)
                 correct += (logits.detach().argmax(1) == labels).sum()
                 position["seen"] += len(labels)
+                if self.tuner is not None:
+                    self._tune_threads(time.perf_counter() - step_started)
                 if step % 25 == 0 or position["step"] == self.steps_per_epoch:
                     bar.update(position["step"] - bar.n)
                     running = loss_sum.item() / position["seen"]
@@ -281,6 +287,22 @@ class Trainer:
         finally:
             position["loss_sum"], position["correct"] = loss_sum.item(), int(correct.item())
             bar.close()
+
+    def _tunes_threads(self) -> bool:
+        """Whether this trainer may change its thread count while it trains (one process: yes)."""
+        return True
+
+    def _tune_threads(self, seconds: float) -> None:
+        """Tell the tuner how long a step took; say so when it changes the thread count."""
+        assert self.tuner is not None
+        decisions = len(self.tuner.changes)
+        self.tuner.step_done(seconds)
+        if len(self.tuner.changes) > decisions and self.progress:
+            change = self.tuner.changes[-1]
+            tried = ", ".join(f"{count} thread{'s' * (count > 1)} {1000 * median:.0f} ms"
+                              for count, median in sorted(change.step_seconds.items(), reverse=True))
+            busy = "" if change.others is None else f"other programs keep {change.others:.1f} cores busy; "
+            tqdm.write(f"{busy}a step took {tried}: training on {change.threads}", file=sys.stderr)
 
     def _share(self, index: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
         """The part of a step's batch this process trains on: all of it (one process per run;
@@ -378,7 +400,8 @@ class Trainer:
                                 f"{self._kept()}")
         row = {"epoch": epoch + 1, "train_loss": position["loss_sum"] / position["seen"],
                "train_acc": position["correct"] / position["seen"],
-               "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3)}
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3),
+               "threads": torch.get_num_threads()}
         stop = False
         if len(self.x_val):
             logits = predict_logits(self.model, self.x_val)
@@ -399,7 +422,7 @@ class Trainer:
         self.save(LAST)
         if self.progress:
             shown = "  ".join(f"{key} {value:.4f}" for key, value in row.items()
-                              if key not in ("epoch", "lr", "seconds"))
+                              if key not in ("epoch", "lr", "seconds", "threads"))
             print(f"epoch {epoch + 1}/{config.epochs}  {shown}  ({seconds:.1f} s)", file=sys.stderr)
         return stop
 

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import MutableMapping
+import statistics
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 
 # Sleep at barriers instead of spinning. OMP_WAIT_POLICY is the OpenMP standard's name (GNU
@@ -135,3 +138,148 @@ def training_threads(requested: int | None, cores: int | None = None) -> int:
         return requested
     return available_cores() if cores is None else max(1, cores)
 
+
+
+def busy_seconds(stat: str, cpus: set[int] | None, ticks_per_second: float) -> float:
+    """CPU seconds spent busy since boot on `cpus` (every CPU when None), from /proc/stat's text.
+
+    Busy is every field of a `cpuN` line but idle and iowait; guest time is already inside user
+    time, so it is left out.
+    """
+    busy = 0
+    for line in stat.splitlines():
+        name, *fields = line.split()
+        if not name.startswith("cpu") or name == "cpu" or not name[3:].isdigit():
+            continue
+        if cpus is not None and int(name[3:]) not in cpus:
+            continue
+        values = [int(value) for value in fields[:8]] + [0] * (8 - len(fields[:8]))
+        user, nice, system, _idle, _iowait, irq, softirq, steal = values
+        busy += user + nice + system + irq + softirq + steal
+    return busy / ticks_per_second
+
+
+class OthersMeter:
+    """How many of this process's cores other programs kept busy since the last reading.
+
+    /proc/stat's busy time on the CPUs this process may run on, less the process's own CPU time,
+    over the wall time between two readings. None where /proc/stat cannot be read (not Linux):
+    step times alone then tell the tuner that the machine got busier.
+    """
+
+    def __init__(self, stat_path: Path = Path("/proc/stat")) -> None:
+        self.stat_path = stat_path
+        self.cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        self.ticks = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+        self.last = self._reading()
+
+    def _reading(self) -> tuple[float, float, float] | None:
+        text = _read(self.stat_path)
+        if text is None:
+            return None
+        return busy_seconds(text, self.cpus, self.ticks), time.process_time(), time.perf_counter()
+
+    def __call__(self) -> float | None:
+        now = self._reading()
+        last, self.last = self.last, now
+        if now is None or last is None or now[2] <= last[2]:
+            return None
+        busy, own, wall = (new - old for new, old in zip(now, last, strict=True))
+        return max(0.0, busy - own) / wall
+
+
+@dataclass
+class ThreadChange:
+    """One decision of the tuner, for the run's history and the user's console."""
+
+    threads: int
+    step_seconds: dict[int, float]  # the median step time each count measured in the trial
+    others: float | None  # cores other programs kept busy when the trial began
+
+
+class ThreadTuner:
+    """Keeps training on the thread count that is fastest while other programs come and go.
+
+    A fixed count chosen when training starts cannot be right both on a quiet machine and beside
+    other work. Beside another training run on 2 cores, two threads each are catastrophic: oneDNN's
+    bfloat16 weight-gradient convolutions split the batch between the threads and meet at a barrier
+    that spins without yielding, so a thread whose partner lost its core spins its whole time slice
+    away (60 steps of the default recipe: 2.2 s alone, 57 s each for two runs side by side with two
+    threads, 3.2 s each with one; see benchmarks/busy_machine.py). Beside one busy process, one thread
+    on the free core also beats two that share it. Beside two, two threads get more of the machine.
+
+    So the tuner measures instead of guessing. Steps are timed in windows (at least `min_steps`
+    steps and `window_seconds`); a window's median is compared with the best median of the current
+    count, and the CPU other programs used in the window with what they used when the count was
+    chosen. When the steps got `slower` times slower, or other programs' use changed by at least
+    half a core, a trial times a window at each other count (one much slower step ends a count's
+    trial early) and keeps the fastest. On a quiet machine neither happens and the tuner costs
+    one /proc/stat read per window. Trials are at least `pause` seconds apart, and twice as far apart
+    each time a trial keeps the count it had, so a steady busy machine is not tried over and over.
+    """
+
+    def __init__(self, most: int, apply: Callable[[int], None],
+                 others: Callable[[], float | None] | None = None, *, min_steps: int = 8,
+                 window_seconds: float = 0.5, slower: float = 1.5, pause: float = 10.0) -> None:
+        self.apply, self.others = apply, others if others is not None else OthersMeter()
+        self.min_steps, self.window_seconds, self.slower = min_steps, window_seconds, slower
+        self.counts = sorted({max(1, most >> shift) for shift in range(most.bit_length())}, reverse=True)
+        self.current = self.counts[0]
+        self.times: list[float] = []
+        self.clock = 0.0  # seconds of steps seen: trials are spaced in training time
+        self.best: float | None = None  # the current count's best window median since it was chosen
+        self.others_then: float | None = 0.0  # others' use when the count was chosen (0: assumed)
+        self.trial: dict[int, float] | None = None  # count -> median step time, while trying counts
+        self.trial_others: float | None = None
+        self.before_trial = self.current
+        self.waiting: list[int] = []
+        self.next_trial, self.pause, self.base_pause = 0.0, pause, pause
+        self.skip = 1  # the first step builds oneDNN's kernels
+        self.changes: list[ThreadChange] = []
+
+    def step_done(self, seconds: float) -> None:
+        """Record one training step's wall time; may change the thread count for the next step."""
+        self.clock += seconds
+        if self.skip:  # the first step after a change pays for the new threads' start
+            self.skip -= 1
+            return
+        self.times.append(seconds)
+        if self.trial is not None and self.trial and seconds > 10 * min(self.trial.values()):
+            self._measured(statistics.median(self.times), None)  # hopeless: no need for the window
+            return
+        taken = sum(self.times)
+        full = len(self.times) >= self.min_steps and taken >= self.window_seconds
+        if not full and not (len(self.times) >= 2 and taken >= 4 * self.window_seconds):  # slow steps:
+            return  # a few of them are enough
+        self._measured(statistics.median(self.times), self.others())
+
+    def _switch(self, threads: int) -> None:
+        if threads != self.current:
+            self.apply(threads)
+            self.current, self.skip = threads, 1
+
+    def _measured(self, median: float, others: float | None) -> None:
+        self.times = []
+        if self.trial is not None:
+            self.trial[self.current] = median
+            if self.waiting:
+                self._switch(self.waiting.pop(0))
+                return
+            trial = self.trial
+            chosen = min(trial, key=lambda count: (trial[count], count))  # a tie: leave cores free
+            self.changes.append(ThreadChange(chosen, dict(trial), self.trial_others))
+            self.pause = self.pause * 2 if chosen == self.before_trial else self.base_pause
+            self.next_trial = self.clock + self.pause
+            self.trial, self.best, self.others_then = None, trial[chosen], None
+            self._switch(chosen)
+            return
+        if self.others_then is None:
+            self.others_then = others
+        slowed = self.best is not None and median > self.slower * self.best
+        moved = (others is not None and self.others_then is not None
+                 and abs(others - self.others_then) >= 0.5)
+        self.best = median if self.best is None else min(self.best, median)
+        if (slowed or moved) and self.clock >= self.next_trial and len(self.counts) > 1:
+            self.trial, self.trial_others, self.before_trial = {self.current: median}, others, self.current
+            self.waiting = [count for count in self.counts if count != self.current]
+            self._switch(self.waiting.pop(0))
