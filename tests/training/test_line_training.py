@@ -47,6 +47,38 @@ def test_a_short_run_lowers_the_loss_and_repeats_from_its_seed(prepared) -> None
         assert torch.equal(value, other), name
 
 
+def test_without_threads_the_tuner_times_steps_and_its_changes_are_reported(prepared, monkeypatch) -> None:
+    from numbre.training import lines, threads
+
+    timed: list[float] = []
+
+    class Decisive(threads.ThreadTuner):
+        """Decides at once, as a trial beside another training would: one thread is faster."""
+
+        def step_done(self, seconds: float) -> None:
+            timed.append(seconds)
+            if not self.changes:
+                self.changes.append(threads.ThreadChange(1, {2: 1.0, 1: 0.05}, 1.0))
+                self._switch(1)
+
+    monkeypatch.setattr(lines, "training_threads", lambda requested: 2 if requested is None else requested)
+    monkeypatch.setattr(lines, "ThreadTuner", Decisive)
+    before = torch.get_num_threads()
+    try:
+        said: list[str] = []
+        images, labels = prepared
+        _, history = train_lines(images[:16], labels[:16], LineTrainConfig(epochs=2, batch=8),
+                                 report=said.append)
+        assert history.threads == [1, 1] and len(timed) == 4 and all(value > 0 for value in timed)
+        assert said[0] == ("other programs keep 1.0 cores busy; a step took 2 threads 1000 ms, "
+                           "1 thread 50 ms: training on 1")
+        _, told = train_lines(images[:16], labels[:16], LineTrainConfig(epochs=1, batch=8, threads=2),
+                              report=said.append)
+        assert told.threads == [2] and len(timed) == 4  # --threads: no tuner
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_lines_of_similar_width_are_batched_together() -> None:
     widths = np.array([40, 400, 44, 404, 48, 408, 52, 412])
     groups = batches(widths, 4, np.random.default_rng(0))

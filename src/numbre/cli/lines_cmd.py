@@ -49,13 +49,15 @@ def _stage_widths(text: str | None) -> tuple[int, int, int, int] | None:
               help="Channels of each 4-column frame (default: 96).")
 @click.option("--bf16/--no-bf16", default=None,
               help="bfloat16 autocast for the network (default: where the CPU computes it natively).")
-@click.option("--threads", type=click.IntRange(1), default=2, show_default=True, help="torch threads.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch threads (default: the cores free to the process, changed while training "
+                   "when other programs take them; see the README's busy-machine section).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Processes making the lines.")
 @data_option
 def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, learning_rate: float, seed: int,
-                widths: str | None, features: int | None, bf16: bool | None, threads: int, workers: int,
-                data: str | None) -> None:
+                widths: str | None, features: int | None, bf16: bool | None, threads: int | None,
+                workers: int, data: str | None) -> None:
     """Train the whole-number line reader (CTC) on synthetic lines and export it as ONNX."""
     require_torch()
     stages = _stage_widths(widths)
@@ -88,6 +90,7 @@ def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, lear
     save_checkpoint(model, out / "line-model.pt", meta)
     export_line_onnx(model, out / "line-model.onnx", meta)
     record = {**meta, "loss": history.loss, "exact": history.exact, "seconds": history.seconds,
+              "threads": history.threads,
               "making_lines_seconds": made}
     atomic_write(out / "history.json", (json.dumps(record, indent=2) + "\n").encode())
     click.echo(f"wrote {out / 'line-model.onnx'} ({time.perf_counter() - started:.0f} s in all)")

@@ -24,6 +24,7 @@ from numbre.errors import TrainingError
 from numbre.model.line_model import BLANK, STRIDE, alignable, greedy_decode
 from numbre.model.line_net import FEATURES, WIDTHS, LineNet
 from numbre.training.device import bf16_is_fast
+from numbre.training.threads import ThreadTuner, describe_change, training_threads
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class LineTrainConfig:
     batch: int = 32
     learning_rate: float = 3e-3
     seed: int = 0
-    threads: int = 2
+    threads: int | None = None  # None: the cores free to the process, then tuned while training
     widths: tuple[int, int, int, int] = WIDTHS  # channels of the four convolution stages
     features: int = FEATURES  # channels per frame
     bf16: bool | None = False  # bfloat16 autocast for the network (the CTC loss stays float32);
@@ -46,6 +47,7 @@ class LineHistory:
     loss: list[float] = field(default_factory=list)
     exact: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)  # torch threads at each epoch's end
     bf16: bool = False  # whether the network ran in bfloat16
 
 
@@ -109,7 +111,10 @@ def train_lines(images: Sequence[np.ndarray], labels: Sequence[Sequence[int]], c
             raise TrainingError(f"line {index} has {len(label)} labels for {frames} frames; "
                                 "a line needs at least one label and two frames per label")
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
+    threads = training_threads(config.threads)
+    torch.set_num_threads(threads)
+    # As `numbre train`: without --threads the count follows other programs' load (ThreadTuner).
+    tuner = ThreadTuner(threads, torch.set_num_threads) if config.threads is None and threads > 1 else None
     rng = np.random.default_rng(config.seed)
     model = LineNet(config.widths, config.features)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
@@ -120,10 +125,12 @@ def train_lines(images: Sequence[np.ndarray], labels: Sequence[Sequence[int]], c
     ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True)
     bf16 = bf16_is_fast(torch.device("cpu")) if config.bf16 is None else config.bf16
     history = LineHistory(bf16=bf16)
+    typical = float(np.median(widths))  # steps are timed as if their lines were this wide
     for epoch in range(config.epochs):
         model.train()
         started, total, count = time.perf_counter(), 0.0, 0
         for chosen in batches(widths, config.batch, rng):
+            step_started = time.perf_counter()
             x, targets, frames, lengths = collate(images, labels, chosen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x)
@@ -136,9 +143,15 @@ def train_lines(images: Sequence[np.ndarray], labels: Sequence[Sequence[int]], c
             schedule.step()
             total += float(loss.detach()) * len(chosen)
             count += len(chosen)
+            if tuner is not None:  # a batch of wide lines is slower, not a busier machine
+                decisions = len(tuner.changes)
+                tuner.step_done((time.perf_counter() - step_started) * typical / x.shape[-1])
+                if len(tuner.changes) > decisions:
+                    report(describe_change(tuner.changes[-1]))
         history.loss.append(total / count)
         history.exact.append(exact_match(model, *check) if check else float("nan"))
         history.seconds.append(time.perf_counter() - started)
+        history.threads.append(torch.get_num_threads())
         report(f"epoch {epoch + 1}/{config.epochs}: CTC loss {history.loss[-1]:.4f}, "
                f"check lines read exactly {history.exact[-1]:.2%}, {history.seconds[-1]:.0f} s")
     return model.eval(), history

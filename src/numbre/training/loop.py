@@ -43,7 +43,7 @@ from numbre.training.checkpoint import (
 from numbre.training.config import TrainConfig
 from numbre.training.device import bf16_is_fast, pick_device
 from numbre.training.negatives import add_negatives
-from numbre.training.threads import ThreadTuner, training_threads
+from numbre.training.threads import ThreadTuner, describe_change, training_threads
 
 LAST = "last.ckpt.safetensors"
 BEST = "best.safetensors"
@@ -298,11 +298,7 @@ class Trainer:
         decisions = len(self.tuner.changes)
         self.tuner.step_done(seconds)
         if len(self.tuner.changes) > decisions and self.progress:
-            change = self.tuner.changes[-1]
-            tried = ", ".join(f"{count} thread{'s' * (count > 1)} {1000 * median:.0f} ms"
-                              for count, median in sorted(change.step_seconds.items(), reverse=True))
-            busy = "" if change.others is None else f"other programs keep {change.others:.1f} cores busy; "
-            tqdm.write(f"{busy}a step took {tried}: training on {change.threads}", file=sys.stderr)
+            tqdm.write(describe_change(self.tuner.changes[-1]), file=sys.stderr)
 
     def _share(self, index: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
         """The part of a step's batch this process trains on: all of it (one process per run;

@@ -197,6 +197,14 @@ class ThreadChange:
     others: float | None  # cores other programs kept busy when the trial began
 
 
+def describe_change(change: ThreadChange) -> str:
+    """One line for the console: what the trial measured and the count kept."""
+    tried = ", ".join(f"{count} thread{'s' * (count > 1)} {1000 * median:.0f} ms"
+                      for count, median in sorted(change.step_seconds.items(), reverse=True))
+    busy = "" if change.others is None else f"other programs keep {change.others:.1f} cores busy; "
+    return f"{busy}a step took {tried}: training on {change.threads}"
+
+
 class ThreadTuner:
     """Keeps training on the thread count that is fastest while other programs come and go.
 
