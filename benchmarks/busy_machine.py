@@ -242,7 +242,8 @@ def tasks(args: argparse.Namespace, folder: Path) -> dict:
                 lambda: run_child("keras", "seed-cnn-a", str(steps)))
         else:
             print("note: TensorFlow/Keras is not importable here, so Keras is left out; run this script "
-                  "in an environment that has it (pip install tensorflow-cpu) to compare.")
+                  "in an environment that has it to compare: python -m venv /tmp/kenv && /tmp/kenv/bin/pip "
+                  "install tensorflow-cpu==2.21.0 torch==2.13.0 -e '.[serve]'")
     if args.only in (None, "read"):
         found[f"numbre predict folder ({PREDICT_IMAGES} images)"] = lambda: time_predict(folder)
         found[f"numbre serve ({SERVE_REQUESTS} requests, {SERVE_CLIENTS} clients)"] = (
