@@ -269,6 +269,21 @@ def test_a_slowdown_without_a_load_reading_still_sets_off_a_trial() -> None:
     assert tuner.current == 1 and tuner.changes[-1].others is None
 
 
+def test_one_slow_window_is_a_hiccup_and_a_count_barely_faster_is_not_taken() -> None:
+    machine = Machine({2: 0.045, 1: 0.044}, others=0.0)  # the idle EPYC's default recipe
+    tuner = ThreadTuner(2, machine.applied.append, lambda: None)
+    machine.run(tuner, 100)
+    machine.step = {2: 0.2, 1: 0.2}
+    machine.run(tuner, 5)  # less than two windows of slow steps
+    machine.step = {2: 0.045, 1: 0.044}
+    machine.run(tuner, 200)
+    assert tuner.changes == [] and machine.applied == []
+    machine.step = {2: 0.1, 1: 0.098}  # slower for good, both counts alike
+    machine.run(tuner, 300)
+    assert tuner.changes and all(change.threads == 2 for change in tuner.changes)
+    assert tuner.current == 2 and machine.applied[-1] == 2  # tried one thread, 2% faster: kept two
+
+
 @pytest.mark.parametrize(("most", "counts"), [(2, [2, 1]), (8, [8, 4, 2, 1]), (6, [6, 3, 1])])
 def test_the_counts_tried_halve_down_to_one(most, counts) -> None:
     assert ThreadTuner(most, lambda _: None, lambda: 0.0).counts == counts
