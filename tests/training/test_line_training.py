@@ -48,21 +48,23 @@ def test_a_short_run_lowers_the_loss_and_repeats_from_its_seed(prepared) -> None
 
 
 def test_without_threads_the_tuner_times_steps_and_its_changes_are_reported(prepared, monkeypatch) -> None:
-    from numbre.training import lines, threads
+    from numbre.training import threads
 
     timed: list[float] = []
 
     class Decisive(threads.ThreadTuner):
         """Decides at once, as a trial beside another training would: one thread is faster."""
 
-        def step_done(self, seconds: float) -> None:
+        def step_done(self, seconds: float) -> threads.ThreadChange | None:
             timed.append(seconds)
-            if not self.changes:
-                self.changes.append(threads.ThreadChange(1, {2: 1.0, 1: 0.05}, 1.0))
-                self._switch(1)
+            if self.changes:
+                return None
+            self.changes.append(threads.ThreadChange(1, {2: 1.0, 1: 0.05}, 1.0))
+            self._switch(1)
+            return self.changes[-1]
 
-    monkeypatch.setattr(lines, "training_threads", lambda requested: 2 if requested is None else requested)
-    monkeypatch.setattr(lines, "ThreadTuner", Decisive)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "ThreadTuner", Decisive)
     before = torch.get_num_threads()
     try:
         said: list[str] = []

@@ -24,7 +24,7 @@ from numbre.errors import TrainingError
 from numbre.model.line_model import BLANK, STRIDE, alignable, greedy_decode
 from numbre.model.line_net import FEATURES, WIDTHS, LineNet
 from numbre.training.device import bf16_is_fast
-from numbre.training.threads import ThreadTuner, describe_change, training_threads
+from numbre.training.threads import describe_change, start_threads
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,8 @@ def train_lines(images: Sequence[np.ndarray], labels: Sequence[Sequence[int]], c
             raise TrainingError(f"line {index} has {len(label)} labels for {frames} frames; "
                                 "a line needs at least one label and two frames per label")
     torch.manual_seed(config.seed)
-    threads = training_threads(config.threads)
-    torch.set_num_threads(threads)
     # As `numbre train`: without --threads the count follows other programs' load (ThreadTuner).
-    tuner = ThreadTuner(threads, torch.set_num_threads) if config.threads is None and threads > 1 else None
+    tuner = start_threads(config.threads, torch.set_num_threads)
     rng = np.random.default_rng(config.seed)
     model = LineNet(config.widths, config.features)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
@@ -144,10 +142,9 @@ def train_lines(images: Sequence[np.ndarray], labels: Sequence[Sequence[int]], c
             total += float(loss.detach()) * len(chosen)
             count += len(chosen)
             if tuner is not None:  # a batch of wide lines is slower, not a busier machine
-                decisions = len(tuner.changes)
-                tuner.step_done((time.perf_counter() - step_started) * typical / x.shape[-1])
-                if len(tuner.changes) > decisions:
-                    report(describe_change(tuner.changes[-1]))
+                change = tuner.step_done((time.perf_counter() - step_started) * typical / x.shape[-1])
+                if change is not None:
+                    report(describe_change(change))
         history.loss.append(total / count)
         history.exact.append(exact_match(model, *check) if check else float("nan"))
         history.seconds.append(time.perf_counter() - started)

@@ -43,7 +43,7 @@ from numbre.training.checkpoint import (
 from numbre.training.config import TrainConfig
 from numbre.training.device import bf16_is_fast, pick_device
 from numbre.training.negatives import add_negatives
-from numbre.training.threads import ThreadTuner, describe_change, training_threads
+from numbre.training.threads import describe_change, start_threads
 
 LAST = "last.ckpt.safetensors"
 BEST = "best.safetensors"
@@ -161,11 +161,8 @@ class Trainer:
         self.config, self.dataset, self.out_dir = config, dataset, out_dir
         self.command, self.progress = command, progress
         # --threads, else the cores this process may use (affinity, cgroup quota), not the machine's.
-        threads = training_threads(config.threads)
-        torch.set_num_threads(threads)
         # Without --threads the count then follows other programs' load, by measured step times.
-        self.tuner = (ThreadTuner(threads, torch.set_num_threads)
-                      if config.threads is None and threads > 1 and self._tunes_threads() else None)
+        self.tuner = start_threads(config.threads, torch.set_num_threads, self._tunes_threads())
         self.device = pick_device(config.device)
         x_train, y_train = dataset.x_train, dataset.y_train
         if config.max_train:
@@ -295,10 +292,8 @@ class Trainer:
     def _tune_threads(self, seconds: float) -> None:
         """Tell the tuner how long a step took; say so when it changes the thread count."""
         assert self.tuner is not None
-        decisions = len(self.tuner.changes)
-        self.tuner.step_done(seconds)
-        if len(self.tuner.changes) > decisions and self.progress:
-            tqdm.write(describe_change(self.tuner.changes[-1]), file=sys.stderr)
+        if (change := self.tuner.step_done(seconds)) is not None and self.progress:
+            tqdm.write(describe_change(change), file=sys.stderr)
 
     def _share(self, index: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
         """The part of a step's batch this process trains on: all of it (one process per run;

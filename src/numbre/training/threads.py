@@ -139,7 +139,6 @@ def training_threads(requested: int | None, cores: int | None = None) -> int:
     return available_cores() if cores is None else max(1, cores)
 
 
-
 def busy_seconds(stat: str, cpus: set[int] | None, ticks_per_second: float) -> float:
     """CPU seconds spent busy since boot on `cpus` (every CPU when None), from /proc/stat's text.
 
@@ -197,6 +196,16 @@ class ThreadChange:
     others: float | None  # cores other programs kept busy when the trial began
 
 
+def start_threads(requested: int | None, apply: Callable[[int], None],
+                  tune: bool = True) -> ThreadTuner | None:
+    """Set the training thread count (`--threads`, else the available cores) through `apply`
+    (torch.set_num_threads); the tuner that follows the machine's load, unless the count was given
+    or `tune` is False."""
+    threads = training_threads(requested)
+    apply(threads)
+    return ThreadTuner(threads, apply) if tune and requested is None and threads > 1 else None
+
+
 def describe_change(change: ThreadChange) -> str:
     """One line for the console: what the trial measured and the count kept."""
     tried = ", ".join(f"{count} thread{'s' * (count > 1)} {1000 * median:.0f} ms"
@@ -223,9 +232,10 @@ class ThreadTuner:
     changed by at least half a core, a trial times a window at each other count (one much slower
     step ends a count's trial early) and moves to the fastest if it is at least `margin` faster than
     the count in use (on an idle 2-core EPYC the default recipe's windows read 45 ms on two threads
-    and 44 ms on one: noise, which must not decide). On a quiet machine neither happens and the tuner costs
-    one /proc/stat read per window. Trials are at least `pause` seconds apart, and twice as far apart
-    each time a trial keeps the count it had, so a steady busy machine is not tried over and over.
+    and 44 ms on one: noise, which must not decide). On a quiet machine neither happens and the
+    tuner costs one /proc/stat read per window. Trials are at least `pause` seconds apart, and twice
+    as far apart each time a trial keeps the count it had, so a steady busy machine is not tried
+    over and over.
     """
 
     def __init__(self, most: int, apply: Callable[[int], None],
@@ -250,21 +260,26 @@ class ThreadTuner:
         self.margin = margin
         self.changes: list[ThreadChange] = []
 
-    def step_done(self, seconds: float) -> None:
-        """Record one training step's wall time; may change the thread count for the next step."""
+    def step_done(self, seconds: float) -> ThreadChange | None:
+        """Record one training step's wall time; may change the thread count for the next step.
+
+        Returns the decision when a trial ended at this step (for the caller to report), else None.
+        """
         self.clock += seconds
         if self.skip:  # the first step after a change pays for the new threads' start
             self.skip -= 1
-            return
+            return None
         self.times.append(seconds)
-        if self.trial is not None and self.trial and seconds > 10 * min(self.trial.values()):
+        decisions = len(self.changes)
+        if self.trial is not None and seconds > 10 * min(self.trial.values()):
             self._measured(statistics.median(self.times), None)  # hopeless: no need for the window
-            return
-        taken = sum(self.times)
-        full = len(self.times) >= self.min_steps and taken >= self.window_seconds
-        if not full and not (len(self.times) >= 2 and taken >= 4 * self.window_seconds):  # slow steps:
-            return  # a few of them are enough
-        self._measured(statistics.median(self.times), self.others())
+        else:
+            taken = sum(self.times)
+            full = len(self.times) >= self.min_steps and taken >= self.window_seconds
+            if not full and not (len(self.times) >= 2 and taken >= 4 * self.window_seconds):
+                return None  # slow steps: a few of them are enough
+            self._measured(statistics.median(self.times), self.others())
+        return self.changes[-1] if len(self.changes) > decisions else None
 
     def _switch(self, threads: int) -> None:
         if threads != self.current:
