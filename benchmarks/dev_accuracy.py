@@ -126,6 +126,8 @@ def main() -> None:
     args = parser.parse_args()
     models = args.model or [None]
     names = ["shipped" if model is None else Path(model).name for model in models]
+    if len(set(names)) < len(names):  # two files of one name: say where each lies
+        names = ["shipped" if model is None else str(model) for model in models]
     print(f"numbre on dev writers (training letter forms only), {args.count} digits a set\n")
     print("| set | model | right | " + " | ".join(MEDIA) + " | changed |\n|---|---|---:|"
           + "---:|" * (len(MEDIA) + 1))

@@ -31,6 +31,22 @@ def test_the_share_reaches_the_run_its_settings_and_its_model_file(tiny_folder: 
     assert data["synthetic_images"] == 150  # a quarter of the 600 training images: one epoch's worth
 
 
+def test_the_form_variation_reaches_the_run_and_its_model_file(tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run("train", "-m", "numbre-mlp", "--epochs", "1", "--batch-size", "32", "--synthetic", "0.25",
+                 "--synthetic-variation", "0.5", "--data", tiny_folder, "--out", out, "--threads", "1",
+                 "--val-split", "0")
+    assert result.exit_code == 0, result.output
+    assert "--synthetic-variation 0.5" in result.output
+    assert json.loads((out / "config.json").read_text())["synthetic_variation"] == 0.5
+    assert load_model_file(out / "model.safetensors").meta["recipe"]["synthetic_variation"] == 0.5
+    refused = run("train", "--synthetic", "0.1", "--synthetic-variation", "4", "--data", tiny_folder,
+                  "--out", tmp_path / "other")
+    assert refused.exit_code == 2
+    assert "Invalid value for '--synthetic-variation': 4.0 is not in the range 0.0<=x<=3.0." in refused.output
+    assert not (tmp_path / "other").exists()
+
+
 def test_a_share_outside_zero_to_one_is_refused_before_anything_runs(tiny_folder: Path,
                                                                     tmp_path: Path) -> None:
     result = run("train", "--synthetic", "1.5", "--data", tiny_folder, "--out", tmp_path / "run")

@@ -16,7 +16,8 @@ from numbre.cli.options import data_option, require_torch
 RECIPE_DEFAULT = "default: the model's recipe, see `numbre models`"
 EXTRA_SHARE = 0.1  # of each batch, with --extra: 12 of 128 images, enough for a few corrections to be learnt
 # The options that set a training setting, in the order the start of a run names those given.
-SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "val_split", "augment", "synthetic", "patience",
+SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "val_split", "augment", "synthetic",
+            "synthetic_variation", "patience",
             "seed", "device", "threads", "max_train")
 
 
@@ -73,6 +74,9 @@ def _rank_args(ctx: click.Context, out: Path) -> list[str]:
 @click.option("--synthetic", type=click.FloatRange(0.0, 1.0), default=None,
               help="Share of each batch replaced by digits of synthesised writers (the training part "
                    f"of `numbre data show --synthetic`; {RECIPE_DEFAULT}).")
+@click.option("--synthetic-variation", type=click.FloatRange(0.0, 3.0), default=None,
+              help="How far the synthesised digits' letter forms move from the synthesiser's listed "
+                   "ones: 0 draws the listed forms only, 1 (the default) bends and moves each a little.")
 @click.option("--patience", type=int, default=None,
               help="Stop after this many epochs without a better validation loss (default: never).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same weights.")

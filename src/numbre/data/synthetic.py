@@ -233,9 +233,36 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarra
     return (noise[:-4] + 2 * noise[1:-3] + 3 * noise[2:-2] + 2 * noise[3:-1] + noise[4:]) / 4.4
 
 
-def trajectories(digit: int, allograph: str, writer: Writer, rng: np.random.Generator) -> list[np.ndarray]:
-    """The pen paths of one digit in unit coordinates (height 1, y down), the writer's hand applied."""
+# Letter-form variation (`variation` of `trajectories`, for training sources): at 1, each control
+# point moves by a further N(0, VARY_POINTS) of the height and the whole digit is bent by a smooth
+# wave of amplitude N(0, VARY_BEND) along each axis. People's letter forms are not a list of a few;
+# this makes each training digit a form of its own near a listed one. Chosen on the dev sets
+# (benchmarks/dev_accuracy.py: training letter forms only), never on the held-out writers.
+VARY_POINTS = 0.035
+VARY_BEND = 0.05
+
+
+def _bend(paths: list[np.ndarray], rng: np.random.Generator, amplitude: float) -> list[np.ndarray]:
+    """The paths bent by one smooth wave per axis (x moved as a function of y, y of x)."""
+    size = rng.normal(0.0, amplitude, 2)
+    frequency = rng.uniform(0.5, 1.5, 2)
+    phase = rng.uniform(0.0, 2 * math.pi, 2)
+    return [np.stack([path[:, 0] + size[0] * np.sin(2 * math.pi * frequency[0] * path[:, 1] + phase[0]),
+                      path[:, 1] + size[1] * np.sin(2 * math.pi * frequency[1] * path[:, 0] + phase[1])],
+                     axis=1) for path in paths]
+
+
+def trajectories(digit: int, allograph: str, writer: Writer, rng: np.random.Generator,
+                 variation: float = 0.0) -> list[np.ndarray]:
+    """The pen paths of one digit in unit coordinates (height 1, y down), the writer's hand applied.
+
+    `variation` > 0 moves the letter form itself (VARY_POINTS, VARY_BEND); at 0 nothing more is
+    drawn from `rng`, so every seed gives what it always gave.
+    """
     strokes = ALLOGRAPHS[digit][allograph]
+    if variation > 0:
+        strokes = [np.asarray(stroke, np.float64) + rng.normal(0.0, VARY_POINTS * variation, (len(stroke), 2))
+                   for stroke in strokes]
     jitter = 0.008 + 0.022 * writer.speed  # hurried writing strays further from the form
     overshoot = 0.06 * writer.speed
     paths = []
@@ -252,6 +279,8 @@ def trajectories(digit: int, allograph: str, writer: Writer, rng: np.random.Gene
         if writer.tremor > 0:
             path = path + _smooth_noise(rng, path.shape) * writer.tremor
         paths.append(path)
+    if variation > 0:
+        paths = _bend(paths, rng, VARY_BEND * variation)
     out = []
     for path in paths:
         x, y = path[:, 0], path[:, 1]
@@ -410,17 +439,19 @@ def _allographs(split: str) -> dict[int, tuple[str, ...]]:
 
 
 def digit_ink(digit: int, rng: np.random.Generator, writer: Writer, *, height: float | None = None,
-              allograph: str | None = None) -> tuple[np.ndarray, str]:
-    """One digit's clean ink map at `height` px (the writer's resolution by default), and its allograph."""
+              allograph: str | None = None, variation: float = 0.0) -> tuple[np.ndarray, str]:
+    """One digit's clean ink map at `height` px (the writer's resolution by default), and its allograph
+    (`variation`: see `trajectories`)."""
     forms = _allographs(writer.split)[digit]
     chosen = allograph if allograph is not None else forms[int(rng.integers(len(forms)))]
     tall = writer.height if height is None else height
-    paths = trajectories(digit, chosen, writer, rng)
+    paths = trajectories(digit, chosen, writer, rng, variation)
     return rasterise(paths, tall, writer.pen * tall, writer.pressure, rng), chosen
 
 
 def synth_digit(digit: int, rng: np.random.Generator, *, split: str = "train", form: str = "raw",
-                medium: str | None = None, forms: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                medium: str | None = None, forms: str | None = None,
+                variation: float = 0.0) -> tuple[np.ndarray, dict[str, Any]]:
     """One synthesised digit and its recorded style (writer, allograph, digit).
 
     The writer's style bands come from `split`, the letter forms from `forms` (default: the same
@@ -431,18 +462,19 @@ def synth_digit(digit: int, rng: np.random.Generator, *, split: str = "train", f
     (28, 28) uint8, white on black, placed as MNIST's. For MNIST form the
     digit is rendered at its writer's height up to 40 px (beyond that the
     20 px result no longer changes, only the cost), its noise scaled along.
+    `variation` moves the letter form itself (training sources; see `trajectories`).
     """
     writer = random_writer(rng, split, medium)
     if forms is not None and forms != split:
         _check_split(forms)
         writer = dataclasses.replace(writer, split=forms)
     if form == "raw":
-        ink, allograph = digit_ink(digit, rng, writer)
+        ink, allograph = digit_ink(digit, rng, writer, variation=variation)
         image = page_image(ink, writer, rng, writer.height)
     elif form == "mnist":
         tall = min(writer.height, 40.0)
         factor = tall / writer.height
-        ink, allograph = digit_ink(digit, rng, writer, height=tall)
+        ink, allograph = digit_ink(digit, rng, writer, height=tall, variation=variation)
         scaled = Writer(**{**writer.style(), "noise": writer.noise * factor})  # averaged down
         image = to_mnist_form(_degrade_ink(ink, scaled, rng, tall))
     else:
@@ -450,15 +482,16 @@ def synth_digit(digit: int, rng: np.random.Generator, *, split: str = "train", f
     return image, {**writer.style(), "bands": split, "digit": digit, "allograph": allograph}
 
 
-_Chunk = tuple[int, int, int, str, str, str | None, str | None]
+_Chunk = tuple[int, int, int, str, str, str | None, str | None, float]
 
 
 def _digits_chunk(args: _Chunk) -> tuple[list[np.ndarray], list[dict]]:
-    seed, start, stop, split, form, medium, forms = args
+    seed, start, stop, split, form, medium, forms, variation = args
     images, styles = [], []
     for index in range(start, stop):
         rng = np.random.default_rng((seed, 0, index))
-        image, style = synth_digit(index % 10, rng, split=split, form=form, medium=medium, forms=forms)
+        image, style = synth_digit(index % 10, rng, split=split, form=form, medium=medium, forms=forms,
+                                   variation=variation)
         images.append(image)
         styles.append(style)
     return images, styles
@@ -466,9 +499,10 @@ def _digits_chunk(args: _Chunk) -> tuple[list[np.ndarray], list[dict]]:
 
 def synth_digits(count: int, seed: int = 0, *, split: str = "train", form: str = "mnist",
                  medium: str | None = None, workers: int = 1,
-                 forms: str | None = None) -> tuple[Any, np.ndarray, list[dict]]:
+                 forms: str | None = None, variation: float = 0.0) -> tuple[Any, np.ndarray, list[dict]]:
     """`count` digits, labels cycling 0-9: (images, uint8 labels, per-image style records).
-    `forms` takes the letter forms from another split than the bands (see `synth_digit`).
+    `forms` takes the letter forms from another split than the bands, `variation` moves the letter
+    forms themselves (see `synth_digit`).
 
     MNIST form gives one (count, 28, 28) uint8 array; raw form a list of
     images of various sizes. `workers > 1` spreads the work over processes
@@ -477,9 +511,12 @@ def synth_digits(count: int, seed: int = 0, *, split: str = "train", form: str =
     _check_split(split)
     if count < 0:
         raise ValueError("count must be at least 0")
+    if not 0.0 <= variation <= 3.0:
+        raise ValueError(f"variation must be in [0, 3], got {variation}")
     workers = max(1, min(workers, os.cpu_count() or 1, max(1, count // 500)))
     bounds = np.linspace(0, count, workers * 4 + 1 if workers > 1 else 2).round().astype(int)
-    tasks = [(seed, int(a), int(b), split, form, medium, forms) for a, b in itertools.pairwise(bounds)]
+    tasks = [(seed, int(a), int(b), split, form, medium, forms, variation)
+             for a, b in itertools.pairwise(bounds)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = list(pool.map(_digits_chunk, tasks))

@@ -37,6 +37,8 @@ class Recipe:
     # the class "not a digit" (see numbre.negatives)
     synthetic: float = 0.0  # share of each batch replaced by synthesised writers' digits (the training
     # part of numbre.data.synthetic); 0 trains on the dataset alone
+    synthetic_variation: float = 1.0  # how far those digits' letter forms move from the listed ones
+    # (numbre.data.synthetic.trajectories; 0 draws the listed forms only, as runs before 2026-12-07 did)
 
     def describe(self) -> str:
         """A compact one-line summary for tables."""
@@ -52,5 +54,5 @@ class Recipe:
         if self.negatives:
             parts.append(f"negatives {self.negatives:g}")
         if self.synthetic:
-            parts.append(f"synthetic {self.synthetic:g}")
+            parts.append(f"synthetic {self.synthetic:g}, form variation {self.synthetic_variation:g}")
         return ", ".join(parts)

@@ -59,6 +59,8 @@ class TrainConfig(Recipe):
              f"augmentation must be one of {', '.join(AUGMENTATIONS)}"),
             (0.0 <= self.negatives <= 1.0, f"negatives must be a share in [0, 1], got {self.negatives}"),
             (0.0 <= self.synthetic <= 1.0, f"synthetic must be a share in [0, 1], got {self.synthetic}"),
+            (0.0 <= self.synthetic_variation <= 3.0,
+             f"--synthetic-variation must be in [0, 3], got {self.synthetic_variation}"),
             (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
             (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}"),
             (self.max_train is None or self.max_train >= 1,

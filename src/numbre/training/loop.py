@@ -313,7 +313,8 @@ class Trainer:
 
         count = min(SYNTHETIC_POOL, max(10, math.ceil(share * n_fit)))
         images, labels, _ = synth_digits(count, self.config.seed, split="train", form="mnist",
-                                         workers=self.config.threads or 2)
+                                         workers=self.config.threads or 2,
+                                         variation=self.config.synthetic_variation)
         return to_tensors(images, labels, self.device)
 
     def _mix_synthetic(self, images: torch.Tensor, labels: torch.Tensor, epoch: int,
