@@ -41,11 +41,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import itertools
 import math
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +52,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from numbre.data.drawn import arc, erase_band, paper_texture, render, to_uint8, touching_left
+from numbre.parallel import index_chunks, map_in_order
 
 SPLITS = ("train", "heldout")
 MEDIA = ("scan", "photo", "canvas")
@@ -514,14 +513,9 @@ def synth_digits(count: int, seed: int = 0, *, split: str = "train", form: str =
     if not 0.0 <= variation <= 3.0:
         raise ValueError(f"variation must be in [0, 3], got {variation}")
     workers = max(1, min(workers, os.cpu_count() or 1, max(1, count // 500)))
-    bounds = np.linspace(0, count, workers * 4 + 1 if workers > 1 else 2).round().astype(int)
-    tasks = [(seed, int(a), int(b), split, form, medium, forms, variation)
-             for a, b in itertools.pairwise(bounds)]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_digits_chunk, tasks))
-    else:
-        parts = [_digits_chunk(task) for task in tasks]
+    tasks = [(seed, start, stop, split, form, medium, forms, variation)
+             for start, stop in index_chunks(count, workers * 4 if workers > 1 else 1)]
+    parts = map_in_order(_digits_chunk, tasks, workers)
     images = [image for part in parts for image in part[0]]
     styles = [style for part in parts for style in part[1]]
     labels = (np.arange(count) % 10).astype(np.uint8)

@@ -10,10 +10,9 @@ are dropped. Making lines is most of the cost, so it runs in worker processes.
 
 from __future__ import annotations
 
-import itertools
-from concurrent.futures import ProcessPoolExecutor
-
 import numpy as np
+
+from numbre.parallel import index_chunks, map_in_order
 
 CHECK_SEED_OFFSET = 1000  # the check lines come from seed + this: never the training lines
 _DIGITS: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}  # per process: data -> training digits
@@ -55,12 +54,8 @@ def prepared_lines(count: int, seed: int, workers: int, data: str | None = None,
     from numbre.data.lines import JUNK_SHARE
 
     share = JUNK_SHARE if junk is None else junk
-    bounds = np.linspace(0, count, max(2, workers * 8 + 1)).round().astype(int)
-    tasks = [(data, seed, int(a), int(b), share) for a, b in itertools.pairwise(bounds) if b > a]
+    tasks = [(data, seed, start, stop, share) for start, stop in index_chunks(count, max(1, workers * 8))]
     if workers > 1:
         _training_digits(data)  # a missing or broken data folder fails here, once, with its own message
-        with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_prepared_chunk, tasks))
-    else:
-        parts = [_prepared_chunk(task) for task in tasks]
+    parts = map_in_order(_prepared_chunk, tasks, workers)
     return [i for part in parts for i in part[0]], [label for part in parts for label in part[1]]
