@@ -19,7 +19,7 @@ SOURCE = Path(__file__).resolve().parents[2] / "src" / "numbre"
 # The command line starts the web server and the desktop window, so it sits above them.
 RANKS = {"core": 0, "data": 1, "model": 2, "reading": 3, "training": 3, "insight": 4,
          "web": 5, "desktop": 5, "batch": 5, "cli": 6}
-CORE = {"errors", "atomic", "text", "pretrained"}
+CORE = {"errors", "atomic", "parallel", "text", "pretrained"}
 
 
 def module_name(path: Path) -> str:
