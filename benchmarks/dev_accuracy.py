@@ -20,7 +20,11 @@ bytes by the Recognizer as a user's file is; a refusal counts as wrong. Several 
 side by side in one run (same images), with each set's count of digits that changed between the
 first model and the others.
 
-Run:  python benchmarks/dev_accuracy.py [--count 1200] [--model FILE ...]
+With --numbers N, whole numbers too: N numbers of 2-10 digits per kind (apart, touching, broken)
+and set, each written by one writer of the set, read by `Recognizer.read` with the shipped line
+model (or --lines FILE) beside each digit model; exact matches.
+
+Run:  python benchmarks/dev_accuracy.py [--count 1200] [--model FILE ...] [--numbers 200] [--lines FILE]
 """
 
 from __future__ import annotations
@@ -35,7 +39,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from numbre.data.synthetic import MEDIA, STYLE_BANDS, Writer, digit_ink, page_image, random_writer
+from numbre.data.synthetic import (
+    MEDIA,
+    NUMBER_KINDS,
+    STYLE_BANDS,
+    Writer,
+    digit_ink,
+    page_image,
+    random_writer,
+    synth_number,
+)
 from numbre.reading.recognize import Recognizer
 
 # Beyond both splits: past the held-out bands, which lie past the training ones.
@@ -103,17 +116,58 @@ def dev_pictures(name: str, count: int) -> tuple[list[bytes], list[int], list[st
     files, labels, media = [], [], []
     for index in range(count):
         picture, digit, style = dev_digit(name, index)
-        buffer = io.BytesIO()
-        Image.fromarray(picture).save(buffer, "PNG")
-        files.append(buffer.getvalue())
+        files.append(_png(picture))
         labels.append(digit)
         media.append(style["medium"])
     return files, labels, media
 
 
+def dev_number(name: str, kind: str, index: int) -> tuple[np.ndarray, str, dict]:
+    """Number `index` of kind `kind` in dev set `name`: its picture, its digits (2-10 of them) and its
+    writer's style with the letter forms."""
+    seed, change = SETS[name]
+    rng = np.random.default_rng((seed, 8, NUMBER_KINDS.index(kind), index))
+    writer = change(random_writer(rng, "train", MEDIA[index % len(MEDIA)]), rng)
+    digits = rng.integers(0, 10, size=int(rng.integers(2, 11))).tolist()
+    picture, style = synth_number(digits, rng, split="train", kind=kind, writer=writer)
+    return picture, style["digits"], style
+
+
+def _png(picture: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def _answers(model: str | None, files: list[bytes]) -> list[int]:
     recognizer = Recognizer.load(model, lines=False)
     return [-1 if (digit := recognizer.predict(data).digit) is None else digit for data in files]
+
+
+def _numbers(model: str | None, lines: str, files: list[bytes]) -> list[str]:
+    recognizer = Recognizer.load(model, lines=True if lines == "shipped" else lines)
+    return [recognizer.read(data).number or "" for data in files]
+
+
+def numbers_table(models: list[str | None], names: list[str], count: int, lines: str,
+                  pool: ProcessPoolExecutor, workers: int) -> None:
+    print(f"\nwhole numbers (2-10 digits), {count} a kind and set, line model: {lines}; exact match\n")
+    print("| set | model | " + " | ".join(NUMBER_KINDS) + " | all |")
+    print("|---|---|" + "---:|" * (len(NUMBER_KINDS) + 1))
+    for name in SETS:
+        made = {kind: [dev_number(name, kind, index) for index in range(count)] for kind in NUMBER_KINDS}
+        files = [_png(picture) for kind in NUMBER_KINDS for picture, _, _ in made[kind]]
+        truth = np.array([digits for kind in NUMBER_KINDS for _, digits, _ in made[kind]])
+        kinds = np.repeat(np.array(NUMBER_KINDS), count)
+        for model, shown in zip(models, names, strict=True):
+            parts = list(pool.map(_numbers, [model] * workers, [lines] * workers,
+                                  [files[start::workers] for start in range(workers)]))
+            answers = np.empty(len(files), object)
+            for start, part in enumerate(parts):
+                answers[start::workers] = part
+            right = answers == truth
+            cells = [f"{right[kinds == kind].mean():.1%}" for kind in NUMBER_KINDS]
+            print(f"| {name} | {shown} | " + " | ".join(cells) + f" | {right.mean():.2%} |", flush=True)
 
 
 def main() -> None:
@@ -123,6 +177,10 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=None,
                         help="model file or ONNX, repeatable (default: the shipped model)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument("--numbers", type=int, default=0, metavar="COUNT",
+                        help="also COUNT whole numbers per kind and set (default: none)")
+    parser.add_argument("--lines", default="shipped",
+                        help="line model for --numbers: an ONNX file of numbre train-lines or 'shipped'")
     args = parser.parse_args()
     models = args.model or [None]
     names = ["shipped" if model is None else Path(model).name for model in models]
@@ -148,6 +206,8 @@ def main() -> None:
                 cells = [f"{right[kinds == medium].mean():.1%}" for medium in MEDIA]
                 print(f"| {name} | {shown} | {right.mean():.2%} | " + " | ".join(cells)
                       + f" | {changed} |", flush=True)
+        if args.numbers:
+            numbers_table(models, names, args.numbers, args.lines, pool, args.workers)
 
 
 if __name__ == "__main__":

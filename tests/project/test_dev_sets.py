@@ -73,3 +73,19 @@ def test_a_dev_set_is_the_same_every_time() -> None:
     first, label, _ = dev_accuracy.dev_digit("every band at its edge", 7)
     again, label_again, _ = dev_accuracy.dev_digit("every band at its edge", 7)
     assert label == label_again == 7 and np.array_equal(first, again)
+
+
+@pytest.mark.parametrize("name", list(dev_accuracy.SETS))
+def test_dev_numbers_are_written_by_the_sets_own_writers_in_training_forms(name: str) -> None:
+    for index in range(6):
+        for kind in ("apart", "touching", "broken"):
+            picture, digits, style = dev_accuracy.dev_number(name, kind, index)
+            assert picture.ndim == 3 and 2 <= len(digits) <= 10 and style["kind"] == kind
+            assert all(form in TRAIN_ALLOGRAPHS[int(digit)] for digit, form in
+                       zip(digits, style["allographs"], strict=True)), style["allographs"]
+            for band in BANDED:
+                assert not inside(style[band], STYLE_BANDS["heldout"][band]) or inside(
+                    style[band], STYLE_BANDS["train"][band]), (name, band, style[band])
+    pens = [dev_accuracy.dev_number("pens beyond both splits", "apart", index)[2]["pen"]
+            for index in range(6)]
+    assert all(inside(pen, dev_accuracy.PENS_BEYOND) for pen in pens)

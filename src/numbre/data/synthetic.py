@@ -527,16 +527,18 @@ def synth_digits(count: int, seed: int = 0, *, split: str = "train", form: str =
 # --- whole numbers ----------------------------------------------------------------------------
 
 def synth_number(digits: Sequence[int], rng: np.random.Generator, *, split: str = "heldout",
-                 kind: str = "apart", medium: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                 kind: str = "apart", medium: str | None = None,
+                 writer: Writer | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Several digits written on one line by one writer: the user's image (uint8 RGB/RGBA) and its style.
 
     `kind`: "apart" (gaps of 10-40% of the height), "touching" (each digit
     pushed left until its strokes overlap the previous digit's by 1-3 px, its
     box overlapping by at most a fifth of the narrower digit) or
     "broken" (about half the digits have one stroke cut, as when a pen skips).
+    `writer` writes instead of one drawn from `split`'s bands (dev sets give writers of their own).
     """
     _check_kind(kind)
-    writer = random_writer(rng, split, medium)
+    writer = random_writer(rng, split, medium) if writer is None else writer
     tall = max(writer.height, 16.0)  # numbers are read line by line: a line this small is no test
     shapes, allographs = [], []
     for digit in digits:
