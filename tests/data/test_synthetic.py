@@ -206,6 +206,13 @@ def test_data_show_synthetic_writes_a_png(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--split train or --split heldout" in result.output
     result = runner.invoke(cli, ["data", "show", "--split", "heldout", "-o", str(out)])
     assert result.exit_code == 2 and "add --synthetic" in result.output
+    varied = tmp_path / "varied.png"
+    result = runner.invoke(cli, ["data", "show", "--synthetic", "--variation", "1", "-n", "20",
+                                 "-o", str(varied)])
+    assert result.exit_code == 0, result.output
+    assert not np.array_equal(np.asarray(Image.open(varied)), np.asarray(Image.open(out)))
+    result = runner.invoke(cli, ["data", "show", "--variation", "1", "-o", str(varied)])
+    assert result.exit_code == 2 and "--variation moves synthesised writers' letter forms" in result.output
 
 
 def test_a_recipe_with_synthetic_writers_mixes_them_into_batches(tiny) -> None:

@@ -85,13 +85,19 @@ def info(data: str | None, corrections: Path | None) -> None:
               help="Show synthesised writers (numbre.data.synthetic) instead of the dataset.")
 @click.option("--raw", is_flag=True,
               help="With --synthetic: the images as a user would send them, not as the network sees them.")
-def show(data: str | None, out: Path, count: int, split: str, seed: int, synthetic: bool, raw: bool) -> None:
+@click.option("--variation", type=click.FloatRange(0.0, 3.0), default=0.0, show_default=True,
+              help="With --synthetic: how far letter forms move from the listed ones, as "
+                   "`numbre train --synthetic-variation` (training draws its writers at 1).")
+def show(data: str | None, out: Path, count: int, split: str, seed: int, synthetic: bool, raw: bool,
+         variation: float) -> None:
     """Write a PNG grid of labelled sample images."""
     from numbre.insight.plots import sample_grid
 
     if synthetic:
-        _show_synthetic(out, count, split, seed, raw)
+        _show_synthetic(out, count, split, seed, raw, variation)
         return
+    if variation:
+        raise click.UsageError("--variation moves synthesised writers' letter forms; add --synthetic")
     if split == "heldout":
         raise click.UsageError("--split heldout is a part of the synthesised writers; add --synthetic")
     if raw:
@@ -137,7 +143,7 @@ def _corrections_info(folder: Path) -> None:
     click.echo(f"train with them: numbre train --init shipped --extra {folder}")
 
 
-def _show_synthetic(out: Path, count: int, split: str, seed: int, raw: bool) -> None:
+def _show_synthetic(out: Path, count: int, split: str, seed: int, raw: bool, variation: float) -> None:
     """The grid for `data show --synthetic`: labels 0-9 in turn, each with its allograph in the title."""
     from numbre.data.known import DIGITS
     from numbre.data.synthetic import synth_digits
@@ -145,7 +151,9 @@ def _show_synthetic(out: Path, count: int, split: str, seed: int, raw: bool) -> 
 
     if split == "test":
         raise click.UsageError("synthesised writers come in two parts: --split train or --split heldout")
-    images, labels, _styles = synth_digits(count, seed, split=split, form="raw" if raw else "mnist")
+    images, labels, _styles = synth_digits(count, seed, split=split, form="raw" if raw else "mnist",
+                                           variation=variation)
     form = "as sent" if raw else "as the network sees them"
+    form += f", letter forms varied {variation:g}" if variation else ""
     sample_grid(images, labels, DIGITS, out, title=f"synthesised writers, {split} part ({form}): {count}")
     click.echo(f"wrote {out} ({count} synthesised {split} digits, {form})")
