@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from numbre.data.synthetic import (
     MEDIA,
@@ -50,6 +48,7 @@ from numbre.data.synthetic import (
     synth_number,
 )
 from numbre.reading.recognize import Recognizer
+from outside_accuracy import numbre_digit, numbre_number, png_bytes  # a sibling: scripts run from here
 
 # Beyond both splits: past the held-out bands, which lie past the training ones.
 BEYOND: dict[str, tuple[tuple[float, float], ...]] = {
@@ -116,7 +115,7 @@ def dev_pictures(name: str, count: int) -> tuple[list[bytes], list[int], list[st
     files, labels, media = [], [], []
     for index in range(count):
         picture, digit, style = dev_digit(name, index)
-        files.append(_png(picture))
+        files.append(png_bytes(picture))
         labels.append(digit)
         media.append(style["medium"])
     return files, labels, media
@@ -133,20 +132,22 @@ def dev_number(name: str, kind: str, index: int) -> tuple[np.ndarray, str, dict]
     return picture, style["digits"], style
 
 
-def _png(picture: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, "PNG")
-    return buffer.getvalue()
+def _read(reader: str, model: str | None, lines: bool | str, files: list[bytes]) -> list[str]:
+    """One process's share: each file read as outside_accuracy.py reads it ("" for a refusal)."""
+    recognizer = Recognizer.load(model, lines=lines)
+    read = numbre_digit if reader == "digit" else numbre_number
+    return [read(recognizer, data) for data in files]
 
 
-def _answers(model: str | None, files: list[bytes]) -> list[int]:
-    recognizer = Recognizer.load(model, lines=False)
-    return [-1 if (digit := recognizer.predict(data).digit) is None else digit for data in files]
-
-
-def _numbers(model: str | None, lines: str, files: list[bytes]) -> list[str]:
-    recognizer = Recognizer.load(model, lines=True if lines == "shipped" else lines)
-    return [recognizer.read(data).number or "" for data in files]
+def read_side_by_side(pool: ProcessPoolExecutor, workers: int, reader: str, model: str | None,
+                      lines: bool | str, files: list[bytes]) -> np.ndarray:
+    """Every file read by `model`, the files dealt out to `workers` processes and put back in order."""
+    shares = [files[start::workers] for start in range(workers)]
+    answers = np.empty(len(files), object)
+    for start, part in enumerate(pool.map(_read, [reader] * workers, [model] * workers, [lines] * workers,
+                                          shares)):
+        answers[start::workers] = part
+    return answers
 
 
 def numbers_table(models: list[str | None], names: list[str], count: int, lines: str,
@@ -154,18 +155,14 @@ def numbers_table(models: list[str | None], names: list[str], count: int, lines:
     print(f"\nwhole numbers (2-10 digits), {count} a kind and set, line model: {lines}; exact match\n")
     print("| set | model | " + " | ".join(NUMBER_KINDS) + " | all |")
     print("|---|---|" + "---:|" * (len(NUMBER_KINDS) + 1))
+    line_model = True if lines == "shipped" else lines
     for name in SETS:
         made = {kind: [dev_number(name, kind, index) for index in range(count)] for kind in NUMBER_KINDS}
-        files = [_png(picture) for kind in NUMBER_KINDS for picture, _, _ in made[kind]]
+        files = [png_bytes(picture) for kind in NUMBER_KINDS for picture, _, _ in made[kind]]
         truth = np.array([digits for kind in NUMBER_KINDS for _, digits, _ in made[kind]])
         kinds = np.repeat(np.array(NUMBER_KINDS), count)
         for model, shown in zip(models, names, strict=True):
-            parts = list(pool.map(_numbers, [model] * workers, [lines] * workers,
-                                  [files[start::workers] for start in range(workers)]))
-            answers = np.empty(len(files), object)
-            for start, part in enumerate(parts):
-                answers[start::workers] = part
-            right = answers == truth
+            right = read_side_by_side(pool, workers, "number", model, line_model, files) == truth
             cells = [f"{right[kinds == kind].mean():.1%}" for kind in NUMBER_KINDS]
             print(f"| {name} | {shown} | " + " | ".join(cells) + f" | {right.mean():.2%} |", flush=True)
 
@@ -192,14 +189,10 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         for name in SETS:
             files, labels, media = dev_pictures(name, args.count)
-            chunks = [files[start::args.workers] for start in range(args.workers)]
-            truth, kinds = np.array(labels), np.array(media)
+            truth, kinds = np.array([str(label) for label in labels]), np.array(media)
             first = None
             for model, shown in zip(models, names, strict=True):
-                parts = list(pool.map(_answers, [model] * len(chunks), chunks))
-                answers = np.empty(len(files), np.int64)
-                for start, part in enumerate(parts):
-                    answers[start::args.workers] = part
+                answers = read_side_by_side(pool, args.workers, "digit", model, False, files)
                 right = answers == truth
                 changed = "" if first is None else f"{int((answers != first).sum())}"
                 first = answers if first is None else first

@@ -54,7 +54,7 @@ def prepared_lines(count: int, seed: int, workers: int, data: str | None = None,
     from numbre.data.lines import JUNK_SHARE
 
     share = JUNK_SHARE if junk is None else junk
-    tasks = [(data, seed, start, stop, share) for start, stop in index_chunks(count, max(1, workers * 8))]
+    tasks = [(data, seed, start, stop, share) for start, stop in index_chunks(count, workers * 8)]
     if workers > 1:
         _training_digits(data)  # a missing or broken data folder fails here, once, with its own message
     parts = map_in_order(_prepared_chunk, tasks, workers)
