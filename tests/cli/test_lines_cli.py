@@ -17,15 +17,17 @@ def test_train_lines_writes_weights_onnx_and_history_and_export_lines_reexports(
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train-lines", "--out", str(out), "--lines", "24", "--check", "6",
                                       "--epochs", "2", "--batch", "8", "--workers", "1", "--threads", "1",
-                                      "--data", str(tiny_folder)])
+                                      "--synthetic-variation", "1.5", "--data", str(tiny_folder)])
     assert result.exit_code == 0, result.output
     assert "epoch 2/2: CTC loss" in result.output and f"wrote {out / 'line-model.onnx'}" in result.output
     history = json.loads((out / "history.json").read_text())
     # A line whose ink the reading pipeline finds empty (a speck-sized digit) is left out.
     assert 20 <= history["lines"] <= 24 and history["epochs"] == 2 and len(history["loss"]) == 2
     assert history["seed"] == 0 and str(tiny_folder) in history["data"]
+    assert history["synthetic_variation"] == 1.5
     model = LineModel.load(out / "line-model.onnx")
     assert model.meta["lines"] == history["lines"] and model.meta["kind"] == "ctc-line"
+    assert model.meta["synthetic_variation"] == 1.5
     assert model.logits(np.zeros((32, 64), np.float32)).shape == (16, 12)
     again = tmp_path / "again.onnx"
     result = CliRunner().invoke(cli, ["export-lines", str(out / "line-model.pt"), "--out", str(again)])
@@ -100,7 +102,7 @@ def test_a_line_squeezed_too_narrow_for_its_labels_is_left_out_not_fatal(tiny_fo
     wide[20:44, 30:170] = 0  # one bar 140 px long, 24 px tall: about 40 frames of the network
     narrow = wide.copy()
 
-    def two_lines(count, seed, images, labels, *, start=0, junk_share=None):
+    def two_lines(count, seed, images, labels, *, start=0, junk_share=None, variation=0.0):
         made = [Line(wide, (1, 2, 3), "apart", "test"), Line(narrow, (1,) * 30, "overlapping", "test")]
         return made[start:start + count]
 

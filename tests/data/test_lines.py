@@ -83,3 +83,19 @@ def test_unknown_kinds_and_sources_are_refused() -> None:
         make_line(rng, DIGITS, LABELS, kind="wavy")
     with pytest.raises(ValueError, match="unknown source 'fonts'"):
         make_line(rng, DIGITS, LABELS, source="fonts")
+
+
+def test_letter_form_variation_moves_only_the_synthesised_writers_digits() -> None:
+    """At 0 a line is what it always was; above 0 a synthesised writer's digits change shape (their
+    labels, kind and source do not), while a line of MNIST digits alone stays byte for byte."""
+    for source, changes in (("synthetic", True), ("mnist", False)):
+        rng_args = dict(length=5, kind="apart", source=source, junk_share=0.0)
+        plain = make_line(np.random.default_rng(21), DIGITS, LABELS, **rng_args)
+        zero = make_line(np.random.default_rng(21), DIGITS, LABELS, variation=0.0, **rng_args)
+        varied = make_line(np.random.default_rng(21), DIGITS, LABELS, variation=1.0, **rng_args)
+        assert np.array_equal(plain.image, zero.image) and plain.labels == zero.labels
+        assert varied.labels == plain.labels and (varied.kind, varied.source) == (plain.kind, plain.source)
+        same = varied.image.shape == plain.image.shape and np.array_equal(varied.image, plain.image)
+        assert same is not changes, source
+    many = make_lines(6, 3, DIGITS, LABELS, variation=1.0)
+    assert [line.labels for line in many] == [line.labels for line in make_lines(6, 3, DIGITS, LABELS)]

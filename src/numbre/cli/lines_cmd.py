@@ -54,10 +54,13 @@ def _stage_widths(text: str | None) -> tuple[int, int, int, int] | None:
                    "when other programs take them; see the README's busy-machine section).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Processes making the lines.")
+@click.option("--synthetic-variation", type=click.FloatRange(0.0, 3.0), default=0.0, show_default=True,
+              help="How far the synthesised writers' letter forms move from the synthesiser's listed "
+                   "ones (as `numbre train --synthetic-variation`; 0 draws the listed forms only).")
 @data_option
 def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, learning_rate: float, seed: int,
                 widths: str | None, features: int | None, bf16: bool | None, threads: int | None,
-                workers: int, data: str | None) -> None:
+                workers: int, synthetic_variation: float, data: str | None) -> None:
     """Train the whole-number line reader (CTC) on synthetic lines and export it as ONNX."""
     require_torch()
     stages = _stage_widths(widths)
@@ -72,8 +75,9 @@ def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, lear
 
     prepare_folder(out, "--out")
     started = time.perf_counter()
-    images, labels = prepared_lines(lines, seed, workers, data)
-    checks = prepared_lines(check, seed + CHECK_SEED_OFFSET, workers, data) if check else None
+    images, labels = prepared_lines(lines, seed, workers, data, variation=synthetic_variation)
+    checks = (prepared_lines(check, seed + CHECK_SEED_OFFSET, workers, data, variation=synthetic_variation)
+              if check else None)
     made = time.perf_counter() - started
     click.echo(f"made {len(images):,} training lines and {len(checks[0]) if checks else 0:,} check lines "
                f"in {made:.0f} s")
@@ -83,7 +87,7 @@ def train_lines(out: Path, lines: int, check: int, epochs: int, batch: int, lear
     model, history = train(images, labels, config, checks, report=click.echo)
     meta = {"lines": len(images), "check_lines": len(checks[0]) if checks else 0, "epochs": epochs,
             "batch": batch, "learning_rate": learning_rate, "seed": seed, "widths": list(config.widths),
-            "features": config.features, "bf16": history.bf16,
+            "features": config.features, "bf16": history.bf16, "synthetic_variation": synthetic_variation,
             "data": f"numbre.data.lines: training digits of {data or 'MNIST'} and numbre.data.synthetic "
                     "split=train",
             "check_exact": history.exact[-1] if checks else None, "final_loss": history.loss[-1]}

@@ -67,19 +67,24 @@ class Line:
 
 
 def make_lines(count: int, seed: int, images: np.ndarray, labels: np.ndarray, *, start: int = 0,
-               junk_share: float = JUNK_SHARE) -> list[Line]:
+               junk_share: float = JUNK_SHARE, variation: float = 0.0) -> list[Line]:
     """Lines `start` .. `start + count - 1` of `seed`, with digits drawn from (images, labels), which
-    should be MNIST's training set."""
+    should be MNIST's training set (`variation`: see `make_line`)."""
     if count < 0:
         raise ValueError("count must be at least 0")
-    return [make_line(np.random.default_rng((seed, STREAM, index)), images, labels, junk_share=junk_share)
+    return [make_line(np.random.default_rng((seed, STREAM, index)), images, labels, junk_share=junk_share,
+                      variation=variation)
             for index in range(start, start + count)]
 
 
 def make_line(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, *,
               length: int | None = None, kind: str | None = None, source: str | None = None,
-              junk_share: float = JUNK_SHARE) -> Line:
-    """One line of `length` digits (default 1-12, short lines as likely as long ones) of `kind`."""
+              junk_share: float = JUNK_SHARE, variation: float = 0.0) -> Line:
+    """One line of `length` digits (default 1-12, short lines as likely as long ones) of `kind`.
+
+    `variation` moves the synthesised writers' letter forms away from the listed ones, as it does
+    for the digit model's training (`numbre.data.synthetic.trajectories`); at 0 every line is what it
+    was before the option existed."""
     kind = kind if kind is not None else LINE_KINDS[int(rng.integers(len(LINE_KINDS)))]
     source = source if source is not None else SOURCES[int(rng.choice(len(SOURCES), p=SOURCE_SHARES))]
     if kind not in LINE_KINDS:
@@ -103,7 +108,7 @@ def make_line(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, 
             shapes.append(scribble(rng, size, pen))
         elif source == "synthetic" or (source == "mixed" and rng.random() < 0.5):
             hand = writer if writer is not None else random_writer(rng, "train")
-            shapes.append(digit_ink(mark, rng, hand, height=size)[0])
+            shapes.append(digit_ink(mark, rng, hand, height=size, variation=variation)[0])
         else:
             # MNIST digits of the drawn label: search from a random start for one with that label.
             chosen = _digit_of(int(picks[index]), mark, labels)

@@ -28,18 +28,19 @@ def _training_digits(data: str | None) -> tuple[np.ndarray, np.ndarray]:
     return _DIGITS[data]
 
 
-def _prepared_chunk(task: tuple[str | None, int, int, int, float]) -> tuple[list[np.ndarray],
-                                                                          list[tuple[int, ...]]]:
+def _prepared_chunk(task: tuple[str | None, int, int, int, float, float]) -> tuple[list[np.ndarray],
+                                                                                 list[tuple[int, ...]]]:
     """Lines start..stop of `seed` as the network's uint8 inputs and their labels, unusable ones dropped."""
     from numbre.data.lines import make_lines
     from numbre.model.line_model import alignable
     from numbre.reading.line_reader import prepare_line
     from numbre.reading.preprocess import ink_map
 
-    data, seed, start, stop, junk = task
+    data, seed, start, stop, junk, variation = task
     images, labels = _training_digits(data)
     out_images, out_labels = [], []
-    for line in make_lines(stop - start, seed, images, labels, start=start, junk_share=junk):
+    made = make_lines(stop - start, seed, images, labels, start=start, junk_share=junk, variation=variation)
+    for line in made:
         prepared = prepare_line(ink_map(line.image))
         if prepared is None or not alignable(prepared.image.shape[1], len(line.labels)):
             continue
@@ -49,12 +50,14 @@ def _prepared_chunk(task: tuple[str | None, int, int, int, float]) -> tuple[list
 
 
 def prepared_lines(count: int, seed: int, workers: int, data: str | None = None,
-                   junk: float | None = None) -> tuple[list[np.ndarray], list[tuple[int, ...]]]:
-    """`count` synthetic lines of `seed` through the reading pipeline, in `workers` processes."""
+                   junk: float | None = None, variation: float = 0.0) -> tuple[list[np.ndarray],
+                                                                               list[tuple[int, ...]]]:
+    """`count` synthetic lines of `seed` through the reading pipeline, in `workers` processes
+    (`variation`: the synthesised writers' letter forms, see `numbre.data.lines.make_line`)."""
     from numbre.data.lines import JUNK_SHARE
 
     share = JUNK_SHARE if junk is None else junk
-    tasks = [(data, seed, start, stop, share) for start, stop in index_chunks(count, workers * 8)]
+    tasks = [(data, seed, start, stop, share, variation) for start, stop in index_chunks(count, workers * 8)]
     if workers > 1:
         _training_digits(data)  # a missing or broken data folder fails here, once, with its own message
     parts = map_in_order(_prepared_chunk, tasks, workers)
