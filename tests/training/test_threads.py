@@ -259,6 +259,26 @@ def test_when_every_count_is_slowed_alike_it_keeps_the_most_and_tries_less_often
     assert tuner.current == 2 and len(tuner.changes) >= 2 and tuner.pause >= 2 * first_pause
 
 
+def test_after_a_long_busy_while_a_quiet_machine_gets_every_core_back_within_a_minute() -> None:
+    """Other work that comes and goes for a long while makes trial after trial keep one thread, and
+    each doubles the pause; when the machine falls quiet, the move in load is still tried within
+    `moved_pause` (60 s of steps), not after the doubled pause."""
+    machine = Machine({2: 1.0, 1: 0.05}, others=1.0)
+    tuner = tuner_on(machine)
+    for round_ in range(200):  # the other work's load wanders between 1 and 1.6 cores
+        machine.others = 1.0 if round_ % 2 else 1.6
+        machine.run(tuner, 400)  # 20 s of steps on one thread
+    assert tuner.current == 1 and tuner.pause >= 640, tuner.pause  # kept one thread trial after trial
+    kept = len(tuner.changes)
+    assert kept >= 7 and all(change.threads == 1 for change in tuner.changes)
+    machine.step, machine.others = {2: 0.02, 1: 0.035}, 0.0  # the other work ends
+    quiet_from = tuner.clock
+    while tuner.changes[-1].threads != 2 and tuner.clock - quiet_from < 1000:
+        machine.run(tuner, 1)
+    assert tuner.current == 2 and tuner.clock - quiet_from <= 61, tuner.clock - quiet_from
+    assert len(tuner.changes) == kept + 1 and tuner.changes[-1].step_seconds == {1: 0.035, 2: 0.02}
+
+
 def test_a_slowdown_without_a_load_reading_still_sets_off_a_trial() -> None:
     machine = Machine({2: 0.02, 1: 0.035}, others=0.0)
     tuner = ThreadTuner(2, machine.applied.append, lambda: None)  # not Linux: no /proc/stat

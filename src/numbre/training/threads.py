@@ -235,13 +235,16 @@ class ThreadTuner:
     and 44 ms on one: noise, which must not decide). On a quiet machine neither happens and the
     tuner costs one /proc/stat read per window. Trials are at least `pause` seconds apart, and twice
     as far apart each time a trial keeps the count it had, so a steady busy machine is not tried
-    over and over.
+    over and over; but a change in other programs' load is tried at most `moved_pause` seconds after
+    the last trial however long the pause has grown, or a machine that was busy for a long while
+    (its pause doubled trial after trial) would keep training on one thread for many minutes after
+    it fell quiet. (Seconds here are seconds of training steps.)
     """
 
     def __init__(self, most: int, apply: Callable[[int], None],
                  others: Callable[[], float | None] | None = None, *, min_steps: int = 8,
                  window_seconds: float = 0.5, slower: float = 1.5, pause: float = 10.0,
-                 margin: float = 0.1) -> None:
+                 moved_pause: float = 60.0, margin: float = 0.1) -> None:
         self.apply, self.others = apply, others if others is not None else OthersMeter()
         self.min_steps, self.window_seconds, self.slower = min_steps, window_seconds, slower
         self.counts = sorted({max(1, most >> shift) for shift in range(most.bit_length())}, reverse=True)
@@ -254,7 +257,8 @@ class ThreadTuner:
         self.trial_others: float | None = None
         self.before_trial = self.current
         self.waiting: list[int] = []
-        self.next_trial, self.pause, self.base_pause = 0.0, pause, pause
+        self.last_trial, self.pause, self.base_pause = -math.inf, pause, pause
+        self.moved_pause = max(pause, moved_pause)
         self.skip = 1  # the first step builds oneDNN's kernels
         self.slow_windows = 0
         self.margin = margin
@@ -299,7 +303,7 @@ class ThreadTuner:
                 chosen = self.before_trial  # not clearly faster: window noise must not move it
             self.changes.append(ThreadChange(chosen, dict(trial), self.trial_others))
             self.pause = self.pause * 2 if chosen == self.before_trial else self.base_pause
-            self.next_trial = self.clock + self.pause
+            self.last_trial = self.clock
             self.trial, self.best, self.others_then = None, trial[chosen], None
             self._switch(chosen)
             return
@@ -312,7 +316,8 @@ class ThreadTuner:
         moved = (others is not None and self.others_then is not None
                  and abs(others - self.others_then) >= 0.5)
         self.best = median if self.best is None else min(self.best, median)
-        if (slowed or moved) and self.clock >= self.next_trial and len(self.counts) > 1:
+        wait = min(self.pause, self.moved_pause) if moved else self.pause
+        if (slowed or moved) and self.clock >= self.last_trial + wait and len(self.counts) > 1:
             self.trial, self.trial_others, self.before_trial = {self.current: median}, others, self.current
             self.waiting = [count for count in self.counts if count != self.current]
             self._switch(self.waiting.pop(0))
