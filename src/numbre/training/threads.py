@@ -225,20 +225,24 @@ class ThreadTuner:
     threads, 3.2 s each with one; see benchmarks/busy_machine.py). Beside one busy process, one thread
     on the free core also beats two that share it. Beside two, two threads get more of the machine.
 
-    So the tuner measures instead of guessing. Steps are timed in windows (at least `min_steps`
-    steps and `window_seconds`); a window's median is compared with the best median of the current
-    count, and the CPU other programs used in the window with what they used when the count was
-    chosen. When the steps got `slower` times slower in two windows running, or other programs' use
-    changed by at least half a core, a trial times a window at each other count (one much slower
-    step ends a count's trial early) and moves to the fastest if it is at least `margin` faster than
-    the count in use (on an idle 2-core EPYC the default recipe's windows read 45 ms on two threads
-    and 44 ms on one: noise, which must not decide). On a quiet machine neither happens and the
-    tuner costs one /proc/stat read per window. Trials are at least `pause` seconds apart, and twice
-    as far apart each time a trial keeps the count it had, so a steady busy machine is not tried
-    over and over; but a change in other programs' load is tried at most `moved_pause` seconds after
-    the last trial however long the pause has grown, or a machine that was busy for a long while
-    (its pause doubled trial after trial) would keep training on one thread for many minutes after
-    it fell quiet. (Seconds here are seconds of training steps.)
+    So the tuner measures instead of guessing. Steps are timed in windows (at least `min_steps` steps
+    and `window_seconds`); a window's median is compared with the best median of the current count, and
+    the CPU other programs used in the window with what they used when the count was chosen. When the
+    steps got `slower` times slower in two windows running, or other programs' use changed by at least
+    half a core, a trial times a window at each other count and then one more at the count in use (one
+    much slower step ends a count's window early), and moves to the fastest if it is at least `margin`
+    faster than the count in use (on an idle 2-core EPYC the default recipe's windows read 45 ms on two
+    threads and 44 ms on one: noise, which must not decide). The count in use is timed afresh, not
+    judged by the windows that set the trial off: those may be a stall that has passed (the machine
+    paused for a second), against which any count looks faster. A run left on fewer threads than it may
+    use while other programs leave the machine alone (a stall during a trial's window) tries the counts
+    again after each pause. On a quiet machine on every core none of this happens and the tuner costs
+    one /proc/stat read per window. Trials are at least `pause` seconds apart, and twice as far apart
+    each time a trial keeps the count it had, so a steady busy machine is not tried over and over; but a
+    change in other programs' load is tried at most `moved_pause` seconds after the last trial however
+    long the pause has grown, or a machine that was busy for a long while (its pause doubled trial after
+    trial) would keep training on one thread for many minutes after it fell quiet. (Seconds here are
+    seconds of training steps.)
     """
 
     def __init__(self, most: int, apply: Callable[[int], None],
@@ -275,7 +279,7 @@ class ThreadTuner:
             return None
         self.times.append(seconds)
         decisions = len(self.changes)
-        if self.trial is not None and seconds > 10 * min(self.trial.values()):
+        if self.trial and seconds > 10 * min(self.trial.values()):
             self._measured(statistics.median(self.times), None)  # hopeless: no need for the window
         else:
             taken = sum(self.times)
@@ -316,8 +320,9 @@ class ThreadTuner:
         moved = (others is not None and self.others_then is not None
                  and abs(others - self.others_then) >= 0.5)
         self.best = median if self.best is None else min(self.best, median)
+        held_back = others is not None and others < 0.5 and self.current < self.counts[0]
         wait = min(self.pause, self.moved_pause) if moved else self.pause
-        if (slowed or moved) and self.clock >= self.last_trial + wait and len(self.counts) > 1:
-            self.trial, self.trial_others, self.before_trial = {self.current: median}, others, self.current
-            self.waiting = [count for count in self.counts if count != self.current]
+        if (slowed or moved or held_back) and self.clock >= self.last_trial + wait and len(self.counts) > 1:
+            self.trial, self.trial_others, self.before_trial = {}, others, self.current
+            self.waiting = [count for count in self.counts if count != self.current] + [self.current]
             self._switch(self.waiting.pop(0))
