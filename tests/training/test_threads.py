@@ -231,11 +231,10 @@ def test_beside_another_training_it_drops_to_one_thread_within_a_few_slow_steps(
     machine = Machine({2: 1.0, 1: 0.05}, others=1.0)
     tuner = tuner_on(machine)
     machine.run(tuner, 500)
-    assert tuner.current == 1 and machine.applied == [1, 2, 1]  # one thread, two again afresh, one
+    assert tuner.current == 1 and machine.applied == [1]
     assert [change.threads for change in tuner.changes] == [1]
     assert tuner.changes[0].step_seconds == {2: 1.0, 1: 0.05} and tuner.changes[0].others == 1.0
-    # a short window of slow steps, then in the trial a skipped first step and one hopeless step
-    assert machine.steps_at[2] <= 5
+    assert machine.steps_at[2] <= 3  # the skipped first step and a short window of slow ones
 
 
 def test_when_the_other_work_ends_it_goes_back_to_every_core() -> None:
@@ -244,7 +243,7 @@ def test_when_the_other_work_ends_it_goes_back_to_every_core() -> None:
     machine.run(tuner, 200)
     machine.step, machine.others = {2: 0.02, 1: 0.035}, 0.0
     machine.run(tuner, 1000)
-    assert tuner.current == 2 and machine.applied[-1] == 2
+    assert tuner.current == 2 and machine.applied == [1, 2]
     assert [change.threads for change in tuner.changes] == [1, 2]
     assert tuner.changes[-1].step_seconds == {1: 0.035, 2: 0.02}
 

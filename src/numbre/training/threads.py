@@ -229,12 +229,13 @@ class ThreadTuner:
     and `window_seconds`); a window's median is compared with the best median of the current count, and
     the CPU other programs used in the window with what they used when the count was chosen. When the
     steps got `slower` times slower in two windows running, or other programs' use changed by at least
-    half a core, a trial times a window at each other count and then one more at the count in use (one
-    much slower step ends a count's window early), and moves to the fastest if it is at least `margin`
-    faster than the count in use (on an idle 2-core EPYC the default recipe's windows read 45 ms on two
-    threads and 44 ms on one: noise, which must not decide). The count in use is timed afresh, not
-    judged by the windows that set the trial off: those may be a stall that has passed (the machine
-    paused for a second), against which any count looks faster. A run left on fewer threads than it may
+    half a core, a trial times a window at each other count (one much slower step ends a count's window
+    early), and moves to the fastest if it is at least `margin` faster than the count in use (on an
+    idle 2-core EPYC the default recipe's windows read 45 ms on two threads and 44 ms on one: noise,
+    which must not decide). When only the steps got slower, with no change in other programs' load,
+    the count in use is timed afresh after the others instead of being judged by the windows that set
+    the trial off: those may be a stall that has passed (the machine paused for a second), against
+    which any count looks faster. A run left on fewer threads than it may
     use while other programs leave the machine alone (a stall during a trial's window) tries the counts
     again after each pause. On a quiet machine on every core none of this happens and the tuner costs
     one /proc/stat read per window. Trials are at least `pause` seconds apart, and twice as far apart
@@ -323,6 +324,13 @@ class ThreadTuner:
         held_back = others is not None and others < 0.5 and self.current < self.counts[0]
         wait = min(self.pause, self.moved_pause) if moved else self.pause
         if (slowed or moved or held_back) and self.clock >= self.last_trial + wait and len(self.counts) > 1:
-            self.trial, self.trial_others, self.before_trial = {}, others, self.current
-            self.waiting = [count for count in self.counts if count != self.current] + [self.current]
+            # Slower steps with no change in others' load may be a stall that has passed: the count
+            # in use is timed again after the others. A measured change in load is what the count
+            # in use now meets: its window stands (timing it again beside another training would
+            # cost a collapsed step or two).
+            again = slowed and not moved
+            self.trial, self.trial_others, self.before_trial = ({} if again else {self.current: median}),\
+                others, self.current
+            self.waiting = [count for count in self.counts if count != self.current] + \
+                ([self.current] if again else [])
             self._switch(self.waiting.pop(0))
