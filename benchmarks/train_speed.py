@@ -50,7 +50,7 @@ from numbre.data import load_dataset  # noqa: E402
 from numbre.model.zoo import get_entry  # noqa: E402
 from numbre.training.config import TrainConfig  # noqa: E402
 from numbre.training.loop import Trainer  # noqa: E402
-from numbre.training.threads import training_threads  # noqa: E402
+from numbre.training.threads import describe_change, training_threads  # noqa: E402
 
 # name -> (target test accuracy, target training seconds); Keras figures from PRODUCT.md.
 KERAS = {"seed-cnn-a": (0.9886, 99.5), "numbre-mlp": (0.9708, 38.7), "mlp-3-hidden": (0.9696, 73.8),
@@ -62,11 +62,15 @@ TARGETS = {"numbre-fast": (0.990, 4.0), "numbre": (0.995, 20.0), "numbre-best": 
 THREADS: list[int | None] = [None]  # --threads: None uses the cores this process may use
 
 
-def train_once(name: str, seed: int, dataset) -> tuple[float, float]:
+def train_once(name: str, seed: int, dataset) -> tuple[float, float, list[str]]:
+    """Test accuracy, training seconds, and what the thread tuner changed (a time is only read
+    rightly knowing the threads it ran on)."""
     recipe = dataclasses.asdict(get_entry(name).recipe)
     config = TrainConfig(**recipe, model=name, seed=seed, threads=THREADS[0])
-    result = Trainer(config, dataset, None, progress=False).run()
-    return result.test.accuracy, result.train_seconds
+    trainer = Trainer(config, dataset, None, progress=False)
+    result = trainer.run()
+    changes = [describe_change(change) for change in trainer.tuner.changes] if trainer.tuner else []
+    return result.test.accuracy, result.train_seconds, changes
 
 
 def whole_command(name: str) -> float:
@@ -365,10 +369,12 @@ def main() -> None:
     for name in [] if args.no_train else args.only:
         accuracies, seconds = [], []
         for seed in range(args.seeds):
-            accuracy, elapsed = train_once(name, seed, dataset)
+            accuracy, elapsed, changes = train_once(name, seed, dataset)
             accuracies.append(accuracy)
             seconds.append(elapsed)
             print(f"  {name} seed {seed}: {accuracy:.2%} in {elapsed:.1f} s", file=sys.stderr, flush=True)
+            for change in changes:  # a seed that moved threads: its time is not an idle machine's
+                print(f"    thread tuner: {change}", file=sys.stderr, flush=True)
         target_accuracy, target_seconds = TARGETS[name]
         mean, median = statistics.mean(accuracies), statistics.median(seconds)
         mean_seconds = statistics.mean(seconds)
