@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,7 @@ from numbre.data.synthetic import (
     random_writer,
     synth_number,
 )
+from numbre.parallel import index_chunks, map_in_order
 from numbre.reading.recognize import Recognizer
 from outside_accuracy import numbre_digit, numbre_number, png_bytes  # a sibling: scripts run from here
 
@@ -132,26 +132,24 @@ def dev_number(name: str, kind: str, index: int) -> tuple[np.ndarray, str, dict]
     return picture, style["digits"], style
 
 
-def _read(reader: str, model: str | None, lines: bool | str, files: list[bytes]) -> list[str]:
+def _read(task: tuple[str, str | None, bool | str, list[bytes]]) -> list[str]:
     """One process's share: each file read as outside_accuracy.py reads it ("" for a refusal)."""
+    reader, model, lines, files = task
     recognizer = Recognizer.load(model, lines=lines)
     read = numbre_digit if reader == "digit" else numbre_number
     return [read(recognizer, data) for data in files]
 
 
-def read_side_by_side(pool: ProcessPoolExecutor, workers: int, reader: str, model: str | None,
-                      lines: bool | str, files: list[bytes]) -> np.ndarray:
-    """Every file read by `model`, the files dealt out to `workers` processes and put back in order."""
-    shares = [files[start::workers] for start in range(workers)]
+def read_side_by_side(workers: int, reader: str, model: str | None, lines: bool | str,
+                      files: list[bytes]) -> np.ndarray:
+    """Every file read by `model` in `workers` processes, the answers in the files' order."""
+    tasks = [(reader, model, lines, files[start:stop]) for start, stop in index_chunks(len(files), workers)]
     answers = np.empty(len(files), object)
-    for start, part in enumerate(pool.map(_read, [reader] * workers, [model] * workers, [lines] * workers,
-                                          shares)):
-        answers[start::workers] = part
+    answers[:] = [answer for part in map_in_order(_read, tasks, workers) for answer in part]
     return answers
 
 
-def numbers_table(models: list[str | None], names: list[str], count: int, lines: str,
-                  pool: ProcessPoolExecutor, workers: int) -> None:
+def numbers_table(models: list[str | None], names: list[str], count: int, lines: str, workers: int) -> None:
     print(f"\nwhole numbers (2-10 digits), {count} a kind and set, line model: {lines}; exact match\n")
     print("| set | model | " + " | ".join(NUMBER_KINDS) + " | all |")
     print("|---|---|" + "---:|" * (len(NUMBER_KINDS) + 1))
@@ -162,7 +160,7 @@ def numbers_table(models: list[str | None], names: list[str], count: int, lines:
         truth = np.array([digits for kind in NUMBER_KINDS for _, digits, _ in made[kind]])
         kinds = np.repeat(np.array(NUMBER_KINDS), count)
         for model, shown in zip(models, names, strict=True):
-            right = read_side_by_side(pool, workers, "number", model, line_model, files) == truth
+            right = read_side_by_side(workers, "number", model, line_model, files) == truth
             cells = [f"{right[kinds == kind].mean():.1%}" for kind in NUMBER_KINDS]
             print(f"| {name} | {shown} | " + " | ".join(cells) + f" | {right.mean():.2%} |", flush=True)
 
@@ -186,21 +184,20 @@ def main() -> None:
     print(f"numbre on dev writers (training letter forms only), {args.count} digits a set\n")
     print("| set | model | right | " + " | ".join(MEDIA) + " | changed |\n|---|---|---:|"
           + "---:|" * (len(MEDIA) + 1))
-    with ProcessPoolExecutor(args.workers) as pool:
-        for name in SETS:
-            files, labels, media = dev_pictures(name, args.count)
-            truth, kinds = np.array([str(label) for label in labels]), np.array(media)
-            first = None
-            for model, shown in zip(models, names, strict=True):
-                answers = read_side_by_side(pool, args.workers, "digit", model, False, files)
-                right = answers == truth
-                changed = "" if first is None else f"{int((answers != first).sum())}"
-                first = answers if first is None else first
-                cells = [f"{right[kinds == medium].mean():.1%}" for medium in MEDIA]
-                print(f"| {name} | {shown} | {right.mean():.2%} | " + " | ".join(cells)
-                      + f" | {changed} |", flush=True)
-        if args.numbers:
-            numbers_table(models, names, args.numbers, args.lines, pool, args.workers)
+    for name in SETS:
+        files, labels, media = dev_pictures(name, args.count)
+        truth, kinds = np.array([str(label) for label in labels]), np.array(media)
+        first = None
+        for model, shown in zip(models, names, strict=True):
+            answers = read_side_by_side(args.workers, "digit", model, False, files)
+            right = answers == truth
+            changed = "" if first is None else f"{int((answers != first).sum())}"
+            first = answers if first is None else first
+            cells = [f"{right[kinds == medium].mean():.1%}" for medium in MEDIA]
+            print(f"| {name} | {shown} | {right.mean():.2%} | " + " | ".join(cells)
+                  + f" | {changed} |", flush=True)
+    if args.numbers:
+        numbers_table(models, names, args.numbers, args.lines, args.workers)
 
 
 if __name__ == "__main__":

@@ -230,20 +230,19 @@ class ThreadTuner:
     the CPU other programs used in the window with what they used when the count was chosen. When the
     steps got `slower` times slower in two windows running, or other programs' use changed by at least
     half a core, a trial times a window at each other count (one much slower step ends a count's window
-    early), and moves to the fastest if it is at least `margin` faster than the count in use (on an
-    idle 2-core EPYC the default recipe's windows read 45 ms on two threads and 44 ms on one: noise,
-    which must not decide). When only the steps got slower, with no change in other programs' load,
-    the count in use is timed afresh after the others instead of being judged by the windows that set
-    the trial off: those may be a stall that has passed (the machine paused for a second), against
-    which any count looks faster. A run left on fewer threads than it may
-    use while other programs leave the machine alone (a stall during a trial's window) tries the counts
-    again after each pause. On a quiet machine on every core none of this happens and the tuner costs
-    one /proc/stat read per window. Trials are at least `pause` seconds apart, and twice as far apart
-    each time a trial keeps the count it had, so a steady busy machine is not tried over and over; but a
-    change in other programs' load is tried at most `moved_pause` seconds after the last trial however
-    long the pause has grown, or a machine that was busy for a long while (its pause doubled trial after
-    trial) would keep training on one thread for many minutes after it fell quiet. (Seconds here are
-    seconds of training steps.)
+    early), and moves to the fastest if it is at least `margin` faster than the count in use (on an idle
+    2-core EPYC the default recipe's windows read 45 ms on two threads and 44 ms on one: noise, which
+    must not decide). When only the steps got slower, with no change in other programs' load, the count
+    in use is timed afresh after the others instead of being judged by the windows that set the trial
+    off: those may be a stall that has passed (the machine paused for a second), against which any count
+    looks faster. A run left on fewer threads than it may use while other programs leave the machine
+    alone (a stall during a trial's window) tries the counts again after each pause. On a quiet machine
+    on every core none of this happens and the tuner costs one /proc/stat read per window. Trials are at
+    least `pause` seconds apart, and twice as far apart each time a trial keeps the count it had, so a
+    steady busy machine is not tried over and over; but a change in other programs' load is tried at
+    most `moved_pause` seconds after the last trial however long the pause has grown, or a machine that
+    was busy for a long while (its pause doubled trial after trial) would keep training on one thread
+    for many minutes after it fell quiet. (Seconds here are seconds of training steps.)
     """
 
     def __init__(self, most: int, apply: Callable[[int], None],
@@ -329,8 +328,8 @@ class ThreadTuner:
             # in use now meets: its window stands (timing it again beside another training would
             # cost a collapsed step or two).
             again = slowed and not moved
-            self.trial, self.trial_others, self.before_trial = ({} if again else {self.current: median}),\
-                others, self.current
-            self.waiting = [count for count in self.counts if count != self.current] + \
-                ([self.current] if again else [])
+            self.trial = {} if again else {self.current: median}
+            self.trial_others, self.before_trial = others, self.current
+            self.waiting = [count for count in self.counts if count != self.current]
+            self.waiting += [self.current] if again else []
             self._switch(self.waiting.pop(0))
